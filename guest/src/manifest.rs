@@ -1,0 +1,81 @@
+//! Who the plugin is and what it needs from the host: subscriptions and retry schedules.
+//!
+//! Topics, routes and schedules come from the seed design (reference/seed-kafka-event-driven-
+//! examples.md): three topics on the `kafka-pubsub` component, each with a dead-letter topic
+//! `<topic>-dlq`, and the seed's per-event-type retry strategies. Event types without a policy
+//! here get the host's default.
+
+use crate::model::{Manifest, RetryPolicy, Subscription};
+use crate::schema::Version;
+
+/// The Dapr pub/sub component every subscription and emit uses.
+pub const PUBSUB: &str = "kafka-pubsub";
+/// Task lifecycle events; `task.created` for a next occurrence is published here.
+pub const TASK_EVENTS: &str = "task-events";
+/// Reminder events; `reminder.scheduled` is published here.
+pub const REMINDERS: &str = "reminders";
+/// Task update notifications.
+pub const TASK_UPDATES: &str = "task-updates";
+
+pub fn manifest() -> Manifest {
+    Manifest {
+        name: "task-plugin".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        schema_versions: Version::ALL.iter().map(|v| v.as_str().to_string()).collect(),
+        subscriptions: [TASK_EVENTS, REMINDERS, TASK_UPDATES].into_iter().map(subscription).collect(),
+        retry_policies: vec![
+            // Seed: RETRY_STRATEGIES[TASK_COMPLETION] = [30, 300, 1800] seconds.
+            policy("task.completed", &[30, 300, 1800]),
+            // Seed: [1, 2, 4, ..., 512] seconds.
+            policy("reminder.due", &[1, 2, 4, 8, 16, 32, 64, 128, 256, 512]),
+            policy("task.updated", &[1, 2, 4, 8, 16]),
+        ],
+    }
+}
+
+fn subscription(topic: &str) -> Subscription {
+    Subscription {
+        pubsub: PUBSUB.into(),
+        topic: topic.into(),
+        route: format!("/events/{topic}"),
+        dead_letter_topic: Some(format!("{topic}-dlq")),
+    }
+}
+
+fn policy(event_type: &str, delays_s: &[u32]) -> RetryPolicy {
+    RetryPolicy { event_type: event_type.into(), delays_ms: delays_s.iter().map(|s| s * 1000).collect() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_matches_the_seed() {
+        let m = manifest();
+        assert_eq!(m.name, "task-plugin");
+        assert_eq!(m.version, env!("CARGO_PKG_VERSION"));
+        assert_eq!(m.schema_versions, ["1.0", "1.1", "2.0"]);
+        let subs: Vec<(&str, &str, &str, Option<&str>)> = m
+            .subscriptions
+            .iter()
+            .map(|s| (s.pubsub.as_str(), s.topic.as_str(), s.route.as_str(), s.dead_letter_topic.as_deref()))
+            .collect();
+        assert_eq!(
+            subs,
+            [
+                ("kafka-pubsub", "task-events", "/events/task-events", Some("task-events-dlq")),
+                ("kafka-pubsub", "reminders", "/events/reminders", Some("reminders-dlq")),
+                ("kafka-pubsub", "task-updates", "/events/task-updates", Some("task-updates-dlq")),
+            ]
+        );
+        let delays = |t: &str| m.retry_policies.iter().find(|p| p.event_type == t).map(|p| p.delays_ms.clone());
+        assert_eq!(delays("task.completed"), Some(vec![30_000, 300_000, 1_800_000]));
+        assert_eq!(
+            delays("reminder.due"),
+            Some(vec![1000, 2000, 4000, 8000, 16_000, 32_000, 64_000, 128_000, 256_000, 512_000])
+        );
+        assert_eq!(delays("task.updated"), Some(vec![1000, 2000, 4000, 8000, 16_000]));
+        assert_eq!(m.retry_policies.len(), 3);
+    }
+}

@@ -1,0 +1,106 @@
+//! From what an event says about its recurrence to the series the engine runs.
+//!
+//! Decisions (see also `clock`):
+//! - The completed occurrence's due date is `payload.due_date`; without one (the seed's
+//!   `{"recurring_pattern": "DAILY"}` events) it is the completion time, i.e. the task recurs
+//!   from when it was done.
+//! - The series start (`dtstart`, which month clamping is anchored on) is the stated `dtstart`,
+//!   else that due date: the first task of a series starts it, and every emitted `task.created`
+//!   carries it on, so Jan 31 -> Feb 28 -> Mar 31 never drifts.
+//! - The completion (`completed_at`, else the event `timestamp`) drives `missed: skip` and
+//!   `anchor: completion`.
+//! - `until` is handed over as written (date-only means "through that day"); instants are
+//!   re-expressed on the series' clock.
+
+use chrono::NaiveDateTime;
+
+use super::clock::Clock;
+use super::event::{Stamp, TaskEvent};
+use super::fields::Problems;
+use super::recurrence::RecurrenceSpec;
+use super::time::{DateForm, DateKind, DateValue, format_local};
+use crate::recurrence;
+use crate::series::{End, Series};
+
+/// Where the rule's problems are reported.
+pub const RRULE_POINTER: &str = "/payload/recurrence/rrule";
+
+/// Everything the handler needs to ask for, and write, the next occurrence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    pub series: Series,
+    pub clock: Clock,
+    /// The completed occurrence's due date, wall clock.
+    pub previous_due: NaiveDateTime,
+    /// The completion as the engine should read it (RFC 3339).
+    pub completed_at: String,
+    /// The form the next due date is written in: the form of the previous one.
+    pub due_form: DateForm,
+    /// The series start as written, echoed into the next task.
+    pub dtstart_raw: String,
+}
+
+/// The series of a recurring event; None when it does not recur. Infallible on a valid event.
+pub fn series_of(event: &TaskEvent) -> Option<Resolved> {
+    let spec = event.payload.recurrence.as_ref()?;
+    let completion = event.completion();
+    let due = event.payload.due_date.as_ref();
+    let reference = reference(due, completion);
+    let clock = Clock::resolve(spec.tzid, &reference);
+    let start = spec.dtstart.as_ref().or(due);
+    let dtstart_kind = start.map(|d| d.kind).unwrap_or(reference);
+    let end = match (&spec.until, spec.count) {
+        (Some(until), _) => End::Until(clock.until_for_engine(until)),
+        (None, Some(n)) => End::Count(n),
+        (None, None) => End::Never,
+    };
+    let series = Series {
+        rule: spec.rule_text()?,
+        tzid: clock.engine_tz(),
+        dtstart: format_local(clock.wall(&dtstart_kind)),
+        anchor: spec.anchor.unwrap_or_default(),
+        missed: spec.missed.unwrap_or_default(),
+        month_overflow: spec.effective_overflow(),
+        end,
+    };
+    Some(Resolved {
+        series,
+        clock,
+        previous_due: clock.wall(&reference),
+        completed_at: clock.instant_for_engine(completion.at),
+        due_form: due.map(DateForm::of).unwrap_or(DateForm::Instant { zulu: is_zulu(&completion.raw) }),
+        dtstart_raw: start.map(|d| d.raw.clone()).unwrap_or_else(|| completion.raw.clone()),
+    })
+}
+
+/// Asks the engine whether an explicit RRULE is valid for this series (its zone decides, for
+/// example, which UNTIL form is allowed), reporting its problem at [`RRULE_POINTER`].
+/// `reference` is the due date (else the completion) when known. Runs even when other fields
+/// are broken: with no zone to go by, only the zone-independent checks run, so no problem is
+/// invented.
+pub(super) fn check_rule(spec: &RecurrenceSpec, reference: Option<DateKind>, p: &mut Problems) {
+    let Some(rrule) = &spec.rrule else { return };
+    // With a tzid the clock is known, and any date will do as a start if none is usable.
+    let any_date = chrono::NaiveDate::from_ymd_opt(2000, 1, 1).map(DateKind::Date);
+    let reference = if spec.tzid.is_some() { reference.or(any_date) } else { reference };
+    let result = match reference {
+        None => recurrence::validate_rule(rrule),
+        Some(reference) => {
+            let clock = Clock::resolve(spec.tzid, &reference);
+            let start = spec.dtstart.as_ref().map(|d| d.kind).unwrap_or(reference);
+            let start = format_local(clock.wall(&start));
+            recurrence::occurrences_after(rrule, &start, clock.engine_tz().as_deref(), &start, 1).map(|_| ())
+        }
+    };
+    if let Err(e) = result {
+        p.0.push(e.under(RRULE_POINTER));
+    }
+}
+
+fn reference(due: Option<&DateValue>, completion: &Stamp) -> DateKind {
+    due.map(|d| d.kind).unwrap_or(DateKind::Instant(completion.at))
+}
+
+fn is_zulu(raw: &str) -> bool {
+    raw.ends_with('Z') || raw.ends_with('z')
+}

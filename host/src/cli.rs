@@ -1,0 +1,103 @@
+//! The command line: `serve`, `check`, `topics tail`.
+//!
+//! Every flag can also be set from an environment variable (see `--help`); exit codes: 0 done,
+//! 1 a failure whose reason is printed on stderr, 2 a usage error (clap's).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{LimitArgs, ServeArgs};
+use crate::plugin::{Plugin, Runtime};
+
+#[derive(Parser)]
+#[command(name = "task-events-host", version, about = "Runs task-events plugins (wasm components) beside a Dapr sidecar, or with an embedded one")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve Dapr's app callback and run the plugin for every delivery.
+    Serve(ServeArgs),
+    /// Load and check a plugin (.wasm): world compatibility and manifest; prints the manifest.
+    Check {
+        /// The plugin component.
+        file: PathBuf,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+    /// Look at the embedded sidecar's topics through a running host.
+    Topics {
+        #[command(subcommand)]
+        command: TopicsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TopicsCommand {
+    /// Print a topic's records as JSON lines, and keep following new ones.
+    Tail {
+        /// Topic name, e.g. task-events.
+        topic: String,
+        /// The running host.
+        #[arg(long, env = "TASK_EVENTS_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// First offset to print.
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Stop at the end of the topic instead of following it.
+        #[arg(long)]
+        no_follow: bool,
+    },
+}
+
+pub fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,wasmtime=warn,cranelift=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("starting the tokio runtime");
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => crate::serve::serve(args).await,
+            Command::Check { file, limits } => check(file, limits).await,
+            Command::Topics { command: TopicsCommand::Tail { topic, url, from, no_follow } } => {
+                let mut out = std::io::stdout();
+                crate::embedded::tail(&url, &topic, from, !no_follow, &mut out).await
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn check(file: PathBuf, limits: LimitArgs) -> anyhow::Result<()> {
+    let bytes = std::fs::read(&file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+    let runtime = Runtime::new(limits.limits()).map_err(|e| anyhow::anyhow!("starting the wasm runtime: {e:#}"))?;
+    let plugin = tokio::task::spawn_blocking(move || Plugin::load(&runtime, &bytes)).await??;
+    let m = &plugin.manifest;
+    let manifest = serde_json::json!({
+        "name": m.name,
+        "version": m.version,
+        "sha256": plugin.sha256,
+        "schema_versions": m.schema_versions,
+        "subscriptions": m.subscriptions.iter().map(|s| serde_json::json!({
+            "pubsubname": s.pubsub, "topic": s.topic, "route": s.route, "deadLetterTopic": s.dead_letter_topic,
+        })).collect::<Vec<_>>(),
+        "retry_policies": m.retry_policies.iter().map(|p| serde_json::json!({"event_type": p.event_type, "delays_ms": p.delays_ms})).collect::<Vec<_>>(),
+    });
+    println!("{}", serde_json::to_string_pretty(&manifest)?);
+    eprintln!("ok: {} is a valid task-events plugin", file.display());
+    Ok(())
+}

@@ -1,0 +1,7 @@
+//! Everything that speaks Dapr: the app callback daprd calls, the CloudEvent envelope, API
+//! tokens, and the client for daprd's own API.
+
+pub mod app;
+pub mod auth;
+pub mod client;
+pub mod envelope;

@@ -1,0 +1,235 @@
+//! The sidecar API routes, as daprd serves them (dapr-contract.md §5), plus the embedded-only
+//! `/v1.0-embedded/topics` views (`topics.rs`).
+//!
+//! Parsing happens here, once: path parameters are URL-unescaped like daprd's
+//! `url.QueryUnescape` (`+` is a space), `metadata.<key>` query parameters become [`Metadata`]
+//! (first value wins), and bodies are capped at 4 MiB (daprd's `--max-body-size` default;
+//! larger ones get 413). Errors are daprd's `{"errorCode","message"}` bodies.
+
+use axum::Router;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::Embedded;
+use super::envelope::Metadata;
+use super::error::ApiError;
+
+/// daprd's default `--max-body-size`.
+pub(crate) const MAX_BODY: usize = 4 << 20;
+
+pub(super) fn routes(e: Embedded) -> Router {
+    Router::new()
+        .route("/v1.0/publish/{*rest}", post(publish).put(publish))
+        .route("/v1.0/publish/bulk/{*rest}", post(bulk_publish).put(bulk_publish))
+        .route(
+            "/v1.0-alpha1/publish/bulk/{*rest}",
+            post(bulk_publish).put(bulk_publish),
+        )
+        .route("/v1.0/healthz", get(healthz))
+        .route("/v1.0/healthz/outbound", get(healthz))
+        .merge(super::api_state::routes())
+        .merge(super::topics::routes())
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(e)
+}
+
+async fn healthz() -> StatusCode {
+    // The embedded sidecar is up as soon as the host serves HTTP: its app is in-process.
+    StatusCode::NO_CONTENT
+}
+
+/// `POST|PUT /v1.0/publish/{pubsub}/{topic...}`.
+async fn publish(
+    State(e): State<Embedded>,
+    Path(rest): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        let (pubsub, topic) = pubsub_and_topic(&uri, &["/v1.0/publish/"], &rest);
+        let metadata = metadata(query)?;
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        e.publish_record(&pubsub, &topic, content_type, &body, metadata)
+            .await
+    }
+    .await;
+    match result {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(err) => err.into_response(),
+    }
+}
+
+/// `POST|PUT /v1.0-alpha1/publish/bulk/{pubsub}/{topic...}` (also under `/v1.0/`): every
+/// entry or none is published (one transaction), so a failure lists all entries.
+async fn bulk_publish(
+    State(e): State<Embedded>,
+    Path(rest): Path<String>,
+    uri: Uri,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    body: Bytes,
+) -> Response {
+    let prefixes = ["/v1.0-alpha1/publish/bulk/", "/v1.0/publish/bulk/"];
+    let (pubsub, topic) = pubsub_and_topic(&uri, &prefixes, &rest);
+    let entries = match metadata(query).and_then(|md| bulk_entries(&body, &md)) {
+        Ok(entries) => entries,
+        Err(err) => return err.into_response(),
+    };
+    let ids: Vec<String> = entries.iter().map(|en| en.id.clone()).collect();
+    match e.publish_many(&pubsub, &topic, entries).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(err) if err.status == StatusCode::INTERNAL_SERVER_ERROR => {
+            let failed: Vec<Value> = ids
+                .iter()
+                .map(|id| serde_json::json!({"entryId": id, "error": err.message}))
+                .collect();
+            let body = serde_json::json!({"failedEntries": failed, "errorCode": err.code});
+            (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
+        }
+        Err(err) => err.into_response(),
+    }
+}
+
+/// One entry of a bulk publish, decoded.
+pub(super) struct BulkEntry {
+    pub id: String,
+    pub content_type: String,
+    pub body: Vec<u8>,
+    pub metadata: Metadata,
+}
+
+fn bulk_entries(body: &[u8], request_md: &Metadata) -> Result<Vec<BulkEntry>, ApiError> {
+    let bad = |msg: String| ApiError::rejected(StatusCode::BAD_REQUEST, "ERR_PUBSUB_EVENTS_SER", msg);
+    let items: Vec<Value> = serde_json::from_slice(body)
+        .map_err(|err| bad(format!("error when unmarshaling the request body (a JSON array of entries): {err}")))?;
+    let mut out: Vec<BulkEntry> = Vec::with_capacity(items.len());
+    for item in items {
+        let id = item.get("entryId").and_then(Value::as_str).unwrap_or("");
+        if id.is_empty() {
+            return Err(bad("entryId is required for every entry".into()));
+        }
+        if out.iter().any(|en| en.id == id) {
+            return Err(bad(format!("entryId {id} is duplicated")));
+        }
+        let ct = item.get("contentType").and_then(Value::as_str).unwrap_or("");
+        let event = item.get("event").unwrap_or(&Value::Null);
+        let mt = super::envelope::media_type(ct);
+        let body = if mt == "application/octet-stream" {
+            let s = event.as_str().ok_or_else(|| bad(format!("entry {id}: event must be a base64 string")))?;
+            base64::engine::general_purpose::STANDARD
+                .decode(s)
+                .map_err(|err| bad(format!("entry {id}: event is not valid base64: {err}")))?
+        } else if mt.starts_with("text/") || mt == "application/xml" {
+            let s = event.as_str().ok_or_else(|| bad(format!("entry {id}: event must be a string")))?;
+            s.as_bytes().to_vec()
+        } else if mt == "application/json" || mt == super::envelope::CLOUDEVENTS_JSON {
+            serde_json::to_vec(event).map_err(|err| bad(err.to_string()))?
+        } else {
+            return Err(bad(format!("entry {id}: unsupported contentType {ct:?}")));
+        };
+        // Entry metadata overrides the request's (merged only when the entry has some).
+        let metadata = match item.get("metadata").and_then(Value::as_object) {
+            Some(m) => {
+                let own = m.iter().map(|(k, v)| {
+                    let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                    (k.clone(), v)
+                });
+                Metadata::from_pairs(own.collect::<Vec<_>>().into_iter().chain(request_md.pairs().iter().cloned()))
+            }
+            None => request_md.clone(),
+        };
+        out.push(BulkEntry {
+            id: id.to_string(),
+            content_type: ct.to_string(),
+            body,
+            metadata,
+        });
+    }
+    Ok(out)
+}
+
+/// `metadata.<key>=<value>` query parameters, prefix stripped, first value wins.
+pub(super) fn metadata(
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Metadata, ApiError> {
+    let Query(pairs) = query.map_err(|err| {
+        ApiError::rejected(StatusCode::BAD_REQUEST, "ERR_MALFORMED_REQUEST", err.body_text())
+    })?;
+    Ok(Metadata::from_pairs(pairs.into_iter().filter_map(|(k, v)| {
+        k.strip_prefix("metadata.").map(|k| (k.to_string(), v))
+    })))
+}
+
+/// `{pubsub}/{topic...}` from the raw request path (so `%2F` and `+` unescape as in daprd),
+/// falling back to axum's decoded wildcard when this router is nested under a prefix.
+fn pubsub_and_topic(uri: &Uri, prefixes: &[&str], decoded_rest: &str) -> (String, String) {
+    match prefixes.iter().find_map(|p| uri.path().strip_prefix(p)) {
+        Some(raw) => {
+            let (ps, topic) = raw.split_once('/').unwrap_or((raw, ""));
+            (query_unescape(ps), query_unescape(topic))
+        }
+        None => {
+            let (ps, topic) = decoded_rest.split_once('/').unwrap_or((decoded_rest, ""));
+            (ps.to_string(), topic.to_string())
+        }
+    }
+}
+
+/// Go's `url.QueryUnescape`, lenient: an invalid `%` escape is kept as written.
+pub(super) fn query_unescape(s: &str) -> String {
+    fn hex(c: u8) -> Option<u8> {
+        (c as char).to_digit(16).map(|d| d as u8)
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => match (b.get(i + 1).and_then(|c| hex(*c)), b.get(i + 2).and_then(|c| hex(*c))) {
+                (Some(hi), Some(lo)) => {
+                    out.push(hi << 4 | lo);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unescapes_like_go_query_unescape() {
+        assert_eq!(query_unescape("a%2Fb+c"), "a/b c");
+        assert_eq!(query_unescape("100%"), "100%");
+        assert_eq!(query_unescape("%zz"), "%zz");
+        assert_eq!(query_unescape("%41"), "A");
+    }
+
+    #[test]
+    fn splits_pubsub_and_topic() {
+        let uri: Uri = "/v1.0/publish/ps/a/b%20c?x=1".parse().unwrap();
+        assert_eq!(
+            pubsub_and_topic(&uri, &["/v1.0/publish/"], ""),
+            ("ps".into(), "a/b c".into())
+        );
+        let uri: Uri = "/v1.0/publish/ps".parse().unwrap();
+        assert_eq!(pubsub_and_topic(&uri, &["/v1.0/publish/"], ""), ("ps".into(), "".into()));
+    }
+}

@@ -1,0 +1,358 @@
+//! The embedded sidecar: daprd's HTTP contract (reference/dapr-contract.md), served from this
+//! process and durable in one redb file, for machines without Dapr. Not a mock: what it accepts
+//! survives `kill -9` and is delivered after a restart.
+//!
+//! What it owns:
+//! - one pubsub component (`cfg.pubsub_name`) behaving like `pubsub.kafka`: per-topic logs split
+//!   into `cfg.partitions` virtual partitions by partition key, one consumer group (`app_id`),
+//!   in-order at-least-once delivery per partition;
+//! - one state store (`cfg.state_store`) behaving like `state.redis` (etags "1", "2", ...);
+//! - the sidecar API routes ([`Embedded::routes`]), the delivery loop ([`Embedded::run_delivery`])
+//!   and the `topics tail` client ([`tail`]).
+//!
+//! What it promises:
+//! - Every accepted write (publish, state save, consumer commit) is a committed, fsynced redb
+//!   transaction before the HTTP answer or the `Result` returns. All redb I/O runs on tokio's
+//!   blocking pool, never on the async executor.
+//! - Publish builds daprd's envelope byte for byte in shape (§2.1, see `envelope.rs`).
+//! - Delivery answers are interpreted per §3 (`deliver.rs`). A RETRY (or error) is redelivered
+//!   forever with exponential backoff from 100 ms up to `cfg.redelivery_backoff`, blocking its
+//!   partition: what daprd does with an inbound resiliency policy `maxRetries: -1`, and what
+//!   Kafka's `consumeRetry` does without one. DROP/404 go to the subscription's dead-letter topic
+//!   (same bytes, metadata and partition) atomically with the commit.
+//!
+//! How it fails: [`Embedded::open`] returns an [`EmbeddedError`] saying what to do (data dir
+//! locked by another host, partition count changed, ...). Requests fail as daprd's do (status +
+//! `errorCode`); in-process callers get a [`SidecarError`] classed by what to do next.
+
+mod api;
+mod api_state;
+mod bulk;
+mod deliver;
+mod dispatch;
+mod envelope;
+mod error;
+mod gojson;
+mod state;
+mod store;
+mod subscribe;
+mod tail;
+mod topics;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use bytes::Bytes;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::sidecar::{Concurrency, PublishRequest, SidecarError, StateEntry};
+use envelope::{Envelope, Metadata};
+pub use error::EmbeddedError;
+use error::{ApiError, StoreError};
+use state::{SaveOp, StateOp};
+use store::{Record, Store};
+pub use tail::tail;
+
+/// How the embedded sidecar is set up. [`EmbeddedConfig::new`] gives the defaults.
+#[derive(Debug, Clone)]
+pub struct EmbeddedConfig {
+    /// Directory of the redb file `task-events.redb` (created if missing).
+    pub data_dir: PathBuf,
+    /// `source` of envelopes built here, and the consumer group.
+    pub app_id: String,
+    /// The one pubsub component, default "kafka-pubsub".
+    pub pubsub_name: String,
+    /// The one state store, default "statestore".
+    pub state_store: String,
+    /// Virtual partitions per topic, default 4. Fixed for the life of a data dir.
+    pub partitions: u32,
+    /// Longest wait between redeliveries of a message the app asked to retry (default 5 s,
+    /// pubsub.kafka's retry interval).
+    pub redelivery_backoff: Duration,
+}
+
+impl EmbeddedConfig {
+    pub fn new(data_dir: impl Into<PathBuf>, app_id: impl Into<String>) -> EmbeddedConfig {
+        EmbeddedConfig {
+            data_dir: data_dir.into(),
+            app_id: app_id.into(),
+            pubsub_name: "kafka-pubsub".into(),
+            state_store: "statestore".into(),
+            partitions: 4,
+            redelivery_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The running embedded sidecar; cheap to clone (one `Arc`).
+#[derive(Clone)]
+pub struct Embedded {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cfg: EmbeddedConfig,
+    store: Store,
+    /// Per-topic "last appended offset" signals: consumers and long polls wait on these
+    /// instead of polling the file.
+    watchers: Mutex<HashMap<String, watch::Sender<u64>>>,
+}
+
+impl Embedded {
+    /// Opens (or creates) the data dir. Blocks on file I/O: call it at startup.
+    pub fn open(cfg: EmbeddedConfig) -> Result<Embedded, EmbeddedError> {
+        if cfg.partitions == 0 {
+            return Err(EmbeddedError::Config("partitions must be at least 1".into()));
+        }
+        for (what, v) in [
+            ("app id", &cfg.app_id),
+            ("pubsub name", &cfg.pubsub_name),
+            ("state store name", &cfg.state_store),
+        ] {
+            if v.is_empty() {
+                return Err(EmbeddedError::Config(format!("the {what} must not be empty")));
+            }
+        }
+        let store = Store::open(&cfg.data_dir, cfg.partitions)?;
+        tracing::info!(file = %store.path.display(), pubsub = %cfg.pubsub_name,
+            state_store = %cfg.state_store, partitions = cfg.partitions, "embedded sidecar opened");
+        Ok(Embedded {
+            inner: Arc::new(Inner {
+                cfg,
+                store,
+                watchers: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &EmbeddedConfig {
+        &self.inner.cfg
+    }
+
+    /// Publishes like `POST /v1.0/publish/{pubsub}/{topic}`; returns once the record is durable.
+    pub async fn publish(&self, req: PublishRequest) -> Result<(), SidecarError> {
+        let md = Metadata::from_pairs(req.metadata);
+        self.publish_record(&req.pubsub, &req.topic, &req.content_type, &req.body, md)
+            .await
+            .map(drop)
+            .map_err(ApiError::into_sidecar)
+    }
+
+    pub async fn get_state(&self, store: &str, key: &str) -> Result<Option<StateEntry>, SidecarError> {
+        let found = self.state_get(store, key).await.map_err(ApiError::into_sidecar)?;
+        Ok(found.map(|(etag, value)| StateEntry {
+            value: Bytes::from(value),
+            etag: Some(etag.to_string()),
+        }))
+    }
+
+    /// Saves one key. `FirstWrite` on an existing key is a [`SidecarError::Conflict`].
+    pub async fn save_state(
+        &self,
+        store: &str,
+        key: &str,
+        value: Bytes,
+        concurrency: Concurrency,
+    ) -> Result<(), SidecarError> {
+        let op = StateOp::Upsert(SaveOp {
+            key: key.to_string(),
+            value: value.to_vec(),
+            etag: None,
+            first_write: concurrency == Concurrency::FirstWrite,
+        });
+        self.state_apply(store, vec![op], "ERR_STATE_SAVE")
+            .await
+            .map_err(ApiError::into_sidecar)
+    }
+
+    /// The sidecar API (publish, state, health, `/v1.0-embedded/topics`), to merge into the
+    /// app router so one port serves both, as the user's curl commands expect.
+    pub fn routes(&self) -> axum::Router {
+        api::routes(self.clone())
+    }
+
+    /// Starts delivering: fetches `GET /dapr/subscribe` from `app` in-process (once, as daprd
+    /// does), then runs one consumer per (subscribed topic, partition). Returns when `shutdown`
+    /// is cancelled and the in-flight deliveries have finished.
+    pub async fn run_delivery(&self, app: axum::Router, shutdown: CancellationToken) {
+        dispatch::run(self.clone(), app, shutdown).await
+    }
+
+    // ---- shared by the routes, the in-process API and the delivery loop ----
+
+    /// Runs `f` on the blocking pool with the store.
+    async fn blocking<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(&inner.store))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    fn check_pubsub(&self, pubsub: &str, topic: &str) -> Result<(), ApiError> {
+        let nf = |code, msg: String| ApiError::rejected(StatusCode::NOT_FOUND, code, msg);
+        if pubsub.is_empty() {
+            return Err(nf("ERR_PUBSUB_EMPTY", "pubsub name is empty".into()));
+        }
+        if pubsub != self.inner.cfg.pubsub_name {
+            return Err(nf(
+                "ERR_PUBSUB_NOT_FOUND",
+                format!(
+                    "pubsub {pubsub} is not found (the embedded sidecar has one pubsub: {})",
+                    self.inner.cfg.pubsub_name
+                ),
+            ));
+        }
+        if topic.is_empty() {
+            return Err(nf("ERR_TOPIC_NAME_EMPTY", format!("topic is empty in pubsub {pubsub}")));
+        }
+        Ok(())
+    }
+
+    fn check_store(&self, store: &str) -> Result<(), ApiError> {
+        if store != self.inner.cfg.state_store {
+            return Err(ApiError::rejected(
+                StatusCode::BAD_REQUEST,
+                "ERR_STATE_STORE_NOT_FOUND",
+                format!(
+                    "state store {store} is not found (the embedded sidecar has one state store: {})",
+                    self.inner.cfg.state_store
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Builds the envelope, picks the partition, appends durably, wakes the topic's consumers.
+    /// Returns the record's offset.
+    async fn publish_record(
+        &self,
+        pubsub: &str,
+        topic: &str,
+        content_type: &str,
+        body: &[u8],
+        metadata: Metadata,
+    ) -> Result<u64, ApiError> {
+        self.check_pubsub(pubsub, topic)?;
+        let rec = self.prepare_record(pubsub, topic, content_type, body, metadata)?;
+        let offsets = self.append(topic, vec![rec]).await?;
+        Ok(offsets.first().copied().unwrap_or_default())
+    }
+
+    /// A bulk publish: every entry or none.
+    async fn publish_many(
+        &self,
+        pubsub: &str,
+        topic: &str,
+        entries: Vec<api::BulkEntry>,
+    ) -> Result<(), ApiError> {
+        self.check_pubsub(pubsub, topic)?;
+        let recs = entries
+            .into_iter()
+            .map(|en| self.prepare_record(pubsub, topic, &en.content_type, &en.body, en.metadata))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.append(topic, recs).await.map(drop)
+    }
+
+    fn prepare_record(
+        &self,
+        pubsub: &str,
+        topic: &str,
+        content_type: &str,
+        body: &[u8],
+        metadata: Metadata,
+    ) -> Result<Record, ApiError> {
+        let cfg = &self.inner.cfg;
+        let now = chrono::Utc::now();
+        let bytes = Envelope {
+            app_id: &cfg.app_id,
+            pubsub,
+            topic,
+            content_type,
+            metadata: &metadata,
+        }
+        .build(body, now)?;
+        Ok(Record {
+            partition: envelope::choose_partition(&metadata, cfg.partitions)?,
+            key: metadata.partition_key().map(str::to_string),
+            published_at_ms: now.timestamp_millis(),
+            metadata: metadata.into_pairs(),
+            body: bytes,
+        })
+    }
+
+    async fn append(&self, topic: &str, recs: Vec<Record>) -> Result<Vec<u64>, ApiError> {
+        if recs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let t = topic.to_string();
+        let offsets = self
+            .blocking(move |s| s.append_many(&t, &recs))
+            .await
+            .map_err(|e| ApiError::storage("ERR_PUBSUB_PUBLISH_MESSAGE", e))?;
+        if let Some(last) = offsets.last() {
+            self.notify(topic, *last);
+        }
+        Ok(offsets)
+    }
+
+    async fn state_get(&self, store: &str, key: &str) -> Result<Option<(u64, Vec<u8>)>, ApiError> {
+        self.check_store(store)?;
+        check_key(key)?;
+        let (st, k) = (store.to_string(), key.to_string());
+        self.blocking(move |s| s.state_get(&st, &k))
+            .await
+            .map_err(|e| ApiError::storage("ERR_STATE_GET", e))
+    }
+
+    /// Applies `ops` atomically; `code` is daprd's error code for this request kind.
+    async fn state_apply(&self, store: &str, ops: Vec<StateOp>, code: &'static str) -> Result<(), ApiError> {
+        self.check_store(store)?;
+        for op in &ops {
+            check_key(op.key())?;
+        }
+        let st = store.to_string();
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.store.state_apply(&st, &ops))
+            .await
+            .map_err(|e| ApiError::storage(code, StoreError::Task(e.to_string())))?
+            .map_err(|e| e.into_api(code))
+    }
+
+    /// A receiver that changes whenever `topic` gets a record.
+    fn watch(&self, topic: &str) -> watch::Receiver<u64> {
+        let mut map = self.inner.watchers.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(topic.to_string())
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
+    }
+
+    fn notify(&self, topic: &str, offset: u64) {
+        let map = self.inner.watchers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = map.get(topic) {
+            tx.send_replace(offset);
+        }
+    }
+}
+
+/// daprd stores keys as `<appId>||<key>`, so `||` inside a key is refused; so is an empty key.
+fn check_key(key: &str) -> Result<(), ApiError> {
+    if key.is_empty() || key.contains("||") {
+        return Err(ApiError::rejected(
+            StatusCode::BAD_REQUEST,
+            "ERR_MALFORMED_REQUEST",
+            format!("input key/keyPrefix '{key}' can't be empty or contain '||'"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1 @@
+fn main() -> std::process::ExitCode { task_events_host::cli::main() }

@@ -1,0 +1,100 @@
+//! Counters an operator watches, served as Prometheus text on `GET /metrics`.
+//!
+//! Plain atomics: a handful of counters does not justify a metrics framework. Each counter is
+//! written where its event happens and read only when `/metrics` is scraped.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use crate::pipeline::Status;
+use crate::plugin::CallError;
+
+#[derive(Default)]
+pub struct Metrics {
+    success: AtomicU64,
+    retry: AtomicU64,
+    drop: AtomicU64,
+    duplicates: AtomicU64,
+    dead_letter_rejected: AtomicU64,
+    dead_letter_exhausted: AtomicU64,
+    sidecar_errors: AtomicU64,
+    plugin_trap: AtomicU64,
+    plugin_deadline: AtomicU64,
+    plugin_memory: AtomicU64,
+    envelope_errors: AtomicU64,
+}
+
+impl Metrics {
+    pub fn delivery(&self, status: Status) {
+        match status {
+            Status::Success => &self.success,
+            Status::Retry => &self.retry,
+            Status::Drop => &self.drop,
+        }
+        .fetch_add(1, Relaxed);
+    }
+
+    pub fn duplicate(&self) {
+        self.duplicates.fetch_add(1, Relaxed);
+    }
+
+    pub fn dead_letter(&self, reason: &str) {
+        match reason {
+            "rejected" => &self.dead_letter_rejected,
+            _ => &self.dead_letter_exhausted,
+        }
+        .fetch_add(1, Relaxed);
+    }
+
+    pub fn sidecar_error(&self) {
+        self.sidecar_errors.fetch_add(1, Relaxed);
+    }
+
+    pub fn envelope_error(&self) {
+        self.envelope_errors.fetch_add(1, Relaxed);
+    }
+
+    pub fn plugin_failure(&self, error: &CallError) {
+        match error {
+            CallError::Trap { .. } => &self.plugin_trap,
+            CallError::Deadline { .. } => &self.plugin_deadline,
+            CallError::MemoryLimit { .. } => &self.plugin_memory,
+        }
+        .fetch_add(1, Relaxed);
+    }
+
+    /// Prometheus text exposition format; `extra` is appended (e.g. per-generation gauges).
+    pub fn render(&self, extra: &str) -> String {
+        let mut out = String::new();
+        let mut counter = |name: &str, help: &str, series: &[(&str, &AtomicU64)]| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (labels, value) in series {
+                let _ = writeln!(out, "{name}{labels} {}", value.load(Relaxed));
+            }
+        };
+        counter(
+            "task_events_deliveries_total",
+            "Deliveries answered, by status.",
+            &[
+                ("{status=\"SUCCESS\"}", &self.success),
+                ("{status=\"RETRY\"}", &self.retry),
+                ("{status=\"DROP\"}", &self.drop),
+            ],
+        );
+        counter("task_events_duplicates_total", "Deliveries whose dedupe key was already handled.", &[("", &self.duplicates)]);
+        counter(
+            "task_events_dead_letters_total",
+            "Events published to a dead-letter topic, by reason.",
+            &[("{reason=\"rejected\"}", &self.dead_letter_rejected), ("{reason=\"retries-exhausted\"}", &self.dead_letter_exhausted)],
+        );
+        counter("task_events_sidecar_errors_total", "Failed sidecar calls (answered RETRY).", &[("", &self.sidecar_errors)]);
+        counter("task_events_envelope_errors_total", "Bodies that were not usable CloudEvents (answered DROP).", &[("", &self.envelope_errors)]);
+        counter(
+            "task_events_plugin_failures_total",
+            "Plugin calls that failed, by limit.",
+            &[("{kind=\"trap\"}", &self.plugin_trap), ("{kind=\"deadline\"}", &self.plugin_deadline), ("{kind=\"memory\"}", &self.plugin_memory)],
+        );
+        out.push_str(extra);
+        out
+    }
+}

@@ -1,0 +1,243 @@
+//! One plugin version, compiled, checked against the world, and ready to instantiate.
+//!
+//! Contract: `Plugin::load` either returns a plugin that matches `task-events:plugin@1.x` and
+//! whose `manifest()` answered, or a `LoadError` that says what is wrong (not a component, which
+//! exports or imports do not match, a trapping manifest). Every call (`handle`, `manifest`,
+//! `golden_cases`) runs on a fresh `Store` and instance, under the runtime's memory limit and
+//! call deadline, and is synchronous: callers run it off the async executor. A trap, a deadline
+//! or a memory-limit hit is a `CallError` naming the plugin and the limit; the host goes on.
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
+use wasmtime::{Store, Trap};
+
+use super::bindings::{
+    Delivery, EXPECTED_EXPORTS, EventPluginPre, GoldenCase, Manifest, Outcome, WORLD_VERSION,
+};
+use super::runtime::Runtime;
+use super::sandbox::Sandbox;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{0}")]
+    NotAComponent(String),
+    #[error("the plugin does not fit the world task-events:plugin/event-plugin@{WORLD_VERSION}: {0}")]
+    WorldMismatch(String),
+    #[error("the plugin's manifest() failed: {0}")]
+    Manifest(#[source] CallError),
+    #[error("the plugin's manifest is invalid: {0}")]
+    BadManifest(String),
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallError {
+    #[error("plugin {plugin} ran past its deadline of {limit_ms} ms")]
+    Deadline { plugin: String, limit_ms: u128 },
+    #[error("plugin {plugin} hit its memory limit: it asked for {desired} bytes, the limit is {limit}")]
+    MemoryLimit { plugin: String, desired: usize, limit: usize },
+    #[error("plugin {plugin} trapped: {reason}")]
+    Trap { plugin: String, reason: String },
+}
+
+impl CallError {
+    /// Which limit or failure, as a metric label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CallError::Deadline { .. } => "deadline",
+            CallError::MemoryLimit { .. } => "memory",
+            CallError::Trap { .. } => "trap",
+        }
+    }
+}
+
+pub struct Plugin {
+    pub name: String,
+    pub version: String,
+    /// Hex sha256 of the .wasm bytes: the plugin's identity across loads.
+    pub sha256: String,
+    pub manifest: Manifest,
+    label: Arc<str>,
+    pre: EventPluginPre<Sandbox>,
+    runtime: Runtime,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Plugin({} sha256:{})", self.label, &self.sha256[..12])
+    }
+}
+
+/// Hex sha256 of plugin bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl Plugin {
+    /// Compiles and checks `bytes`. Slow (compilation): call it off the request path.
+    pub fn load(runtime: &Runtime, bytes: &[u8]) -> Result<Plugin, LoadError> {
+        check_is_component(bytes)?;
+        let component = Component::new(runtime.engine(), bytes)
+            .map_err(|e| LoadError::NotAComponent(format!("the plugin does not compile: {e:#}")))?;
+        Plugin::from_component(runtime, component, sha256_hex(bytes))
+    }
+
+    /// Checks an already compiled component (e.g. from the on-disk cache) against the world.
+    pub fn from_component(runtime: &Runtime, component: Component, sha256: String) -> Result<Plugin, LoadError> {
+        check_exports(runtime, &component)?;
+        let instance_pre = runtime
+            .linker()
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::WorldMismatch(format!("{e:#}")))?;
+        let pre = EventPluginPre::new(instance_pre).map_err(|e| LoadError::WorldMismatch(format!("{e:#}")))?;
+        let mut plugin = Plugin {
+            name: String::new(),
+            version: String::new(),
+            label: Arc::from(format!("unnamed plugin sha256:{}", &sha256[..12])),
+            sha256,
+            manifest: Manifest {
+                name: String::new(),
+                version: String::new(),
+                schema_versions: vec![],
+                subscriptions: vec![],
+                retry_policies: vec![],
+            },
+            pre,
+            runtime: runtime.clone(),
+        };
+        let manifest = plugin.manifest_call().map_err(LoadError::Manifest)?;
+        check_manifest(&manifest)?;
+        plugin.name = manifest.name.clone();
+        plugin.version = manifest.version.clone();
+        plugin.label = Arc::from(format!("{}@{}", manifest.name, manifest.version));
+        plugin.manifest = manifest;
+        Ok(plugin)
+    }
+
+    /// `name@version`.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// Handles one delivery on a fresh instance.
+    pub fn handle(&self, delivery: &Delivery) -> Result<Outcome, CallError> {
+        self.call(|plugin, store| plugin.task_events_plugin_handler().call_handle(store, delivery))
+    }
+
+    /// The golden cases the plugin ships for its own canary.
+    pub fn golden_cases(&self) -> Result<Vec<GoldenCase>, CallError> {
+        self.call(|plugin, store| plugin.task_events_plugin_handler().call_golden_cases(store))
+    }
+
+    fn manifest_call(&self) -> Result<Manifest, CallError> {
+        self.call(|plugin, store| plugin.task_events_plugin_handler().call_manifest(store))
+    }
+
+    fn call<R>(
+        &self,
+        f: impl FnOnce(&super::bindings::EventPlugin, &mut Store<Sandbox>) -> wasmtime::Result<R>,
+    ) -> Result<R, CallError> {
+        let limits = self.runtime.limits();
+        let sandbox = Sandbox::new(self.label.clone(), limits.memory_bytes, limits.max_log_lines_per_call);
+        let mut store = Store::new(self.runtime.engine(), sandbox);
+        store.limiter(|s| s);
+        store.set_epoch_deadline(self.runtime.deadline_ticks());
+        store.epoch_deadline_trap();
+        let result = self.pre.instantiate(&mut store).and_then(|plugin| f(&plugin, &mut store));
+        result.map_err(|e| self.classify(&store, e))
+    }
+
+    fn classify(&self, store: &Store<Sandbox>, error: wasmtime::Error) -> CallError {
+        let plugin = self.label.to_string();
+        if let Some(hit) = store.data().memory_hit {
+            return CallError::MemoryLimit { plugin, desired: hit.desired, limit: hit.limit };
+        }
+        if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            let limit_ms = self.runtime.limits().call_deadline.as_millis();
+            return CallError::Deadline { plugin, limit_ms };
+        }
+        let mut reason = format!("{error:#}");
+        if reason.len() > 2048 {
+            let mut cut = 2048;
+            while !reason.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            reason.truncate(cut);
+            reason.push('…');
+        }
+        CallError::Trap { plugin, reason }
+    }
+}
+
+/// Components and core modules share the `\0asm` magic; the layer field tells them apart. A core
+/// module is the most common mistake (built for wasm32-unknown-unknown or wasip1), so say so.
+fn check_is_component(bytes: &[u8]) -> Result<(), LoadError> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(LoadError::NotAComponent(
+            "the file is not WebAssembly (no \\0asm header); is it truncated or the wrong file?".into(),
+        ));
+    }
+    if bytes[6..8] == [0, 0] {
+        return Err(LoadError::NotAComponent(
+            "the file is a core wasm module, not a component: build the plugin for wasm32-wasip2 \
+             (or wrap it with `wasm-tools component new`)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A readable list of the world's interfaces the plugin does not export, or exports at an
+/// incompatible major version, before wasmtime's own (terser) type check runs.
+fn check_exports(runtime: &Runtime, component: &Component) -> Result<(), LoadError> {
+    let ty = component.component_type();
+    let exported: Vec<&str> = ty.exports(runtime.engine()).map(|(name, _)| name).collect();
+    let major = WORLD_VERSION.split('.').next().unwrap_or("1");
+    let mut missing = Vec::new();
+    for expected in EXPECTED_EXPORTS {
+        let found = exported.iter().find_map(|name| {
+            let (iface, version) = name.split_once('@')?;
+            (iface == expected).then_some(version)
+        });
+        match found {
+            Some(version) if version.split('.').next() == Some(major) => {}
+            Some(version) => missing.push(format!("{expected}@{major}.x (the plugin has @{version})")),
+            None => missing.push(format!("{expected}@{major}.x")),
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(LoadError::WorldMismatch(format!(
+        "missing exports: {}; the plugin exports: [{}]",
+        missing.join(", "),
+        exported.join(", ")
+    )))
+}
+
+fn check_manifest(m: &Manifest) -> Result<(), LoadError> {
+    if m.name.trim().is_empty() {
+        return Err(LoadError::BadManifest("the name is empty".into()));
+    }
+    let mut routes = std::collections::HashSet::new();
+    for s in &m.subscriptions {
+        if !s.route.starts_with('/') || s.route.starts_with("/dapr/") || s.route.starts_with("/admin") {
+            return Err(LoadError::BadManifest(format!(
+                "route {:?} of topic {:?} must start with / and not be under /dapr/ or /admin",
+                s.route, s.topic
+            )));
+        }
+        if s.pubsub.is_empty() || s.topic.is_empty() {
+            return Err(LoadError::BadManifest(format!("subscription {:?} has an empty pubsub or topic", s.route)));
+        }
+        if !routes.insert(s.route.as_str()) {
+            return Err(LoadError::BadManifest(format!("route {:?} is used twice", s.route)));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! The process-wide wasm runtime: one `Engine`, one `Linker`, one epoch ticker.
+//!
+//! Contract: `Runtime` is created once at start-up and shared (it is cheap to clone). Plugins
+//! of every generation are compiled by its engine, so a swapped-in plugin gets the same limits.
+//! The epoch ticker is one thread per engine (a thread per call costs 2–3 orders of magnitude,
+//! wasmtime #11814); it stops when the last `Runtime` clone is dropped. The pooling allocator
+//! is used when the machine can reserve its address space, like `wasmtime serve` and Spin do;
+//! otherwise instances are allocated on demand, with a warning. A semaphore in front of
+//! instantiation turns "pool exhausted" into waiting (backpressure), never into an error.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+
+use tokio::sync::Semaphore;
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use super::bindings::EventPlugin;
+use super::sandbox::Sandbox;
+use crate::config::Limits;
+
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    linker: Linker<Sandbox>,
+    limits: Limits,
+    permits: Arc<Semaphore>,
+    pooling: bool,
+    stop_ticker: Arc<AtomicBool>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Runtime {
+    pub fn new(limits: Limits) -> wasmtime::Result<Runtime> {
+        let (engine, pooling) = match Engine::new(&config(&limits, true)) {
+            Ok(engine) => (engine, true),
+            Err(e) => {
+                tracing::warn!("pooling allocator unavailable ({e:#}); allocating instances on demand");
+                (Engine::new(&config(&limits, false))?, false)
+            }
+        };
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        EventPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+
+        let stop_ticker = Arc::new(AtomicBool::new(false));
+        spawn_epoch_ticker(engine.weak(), limits.epoch_tick, stop_ticker.clone());
+        Ok(Runtime {
+            inner: Arc::new(Inner {
+                engine,
+                linker,
+                permits: Arc::new(Semaphore::new(limits.max_instances as usize)),
+                limits,
+                pooling,
+                stop_ticker,
+            }),
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    pub fn linker(&self) -> &Linker<Sandbox> {
+        &self.inner.linker
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    /// Whether instances come from the pooling allocator.
+    pub fn pooling(&self) -> bool {
+        self.inner.pooling
+    }
+
+    /// A slot for one live instance; waits while `max_instances` are in use.
+    pub async fn instance_permit(&self) -> tokio::sync::OwnedSemaphorePermit {
+        self.inner.permits.clone().acquire_owned().await.expect("the instance semaphore is never closed")
+    }
+
+    /// Epoch ticks that make up one call's deadline.
+    pub fn deadline_ticks(&self) -> u64 {
+        let tick = self.inner.limits.epoch_tick.as_micros().max(1);
+        (self.inner.limits.call_deadline.as_micros().div_ceil(tick) as u64).max(1)
+    }
+}
+
+fn config(limits: &Limits, pooling: bool) -> Config {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    config.memory_init_cow(true);
+    // The plugin's exports are plain synchronous functions: no component-model concurrency, which
+    // also saves its per-store setup (wasmtime PR #14189).
+    config.concurrency_support(false);
+    if pooling {
+        let instances = limits.max_instances;
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(instances)
+            // A Rust wasip2 component is a handful of core modules (the program plus shims).
+            .total_core_instances(instances.saturating_mul(8))
+            .total_memories(instances.saturating_mul(2))
+            .total_tables(instances.saturating_mul(8))
+            .max_memory_size(limits.memory_bytes)
+            .max_unused_warm_slots(instances.min(16));
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    config
+}
+
+fn spawn_epoch_ticker(engine: wasmtime::EngineWeak, tick: std::time::Duration, stop: Arc<AtomicBool>) {
+    thread::Builder::new()
+        .name("wasm-epoch".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                thread::sleep(tick);
+                match engine.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => return,
+                }
+            }
+        })
+        .expect("spawning the epoch ticker thread");
+}

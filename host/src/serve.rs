@@ -1,0 +1,129 @@
+//! `task-events-host serve`: load the plugin, pick the sidecar, serve until SIGTERM.
+//!
+//! Start-up order matters to daprd (dapr-contract.md §1): it polls the app port and then reads
+//! `/dapr/subscribe` once, so the plugin is loaded and checked *before* the port opens: a port
+//! that answers always has its subscriptions. Shutdown (SIGTERM or Ctrl-C): stop accepting,
+//! finish in-flight deliveries (a delivery waiting to retry answers RETRY at once), stop the
+//! embedded delivery loops, exit; after `--shutdown-grace-ms` the process exits anyway.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use axum::middleware::from_fn_with_state;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{ServeArgs, SidecarMode};
+use crate::dapr::app::{self, App};
+use crate::dapr::auth::require_dapr_api_token;
+use crate::dapr::client::DaprClient;
+use crate::embedded::{Embedded, EmbeddedConfig};
+use crate::metrics::Metrics;
+use crate::pipeline::Pipeline;
+use crate::plugin::{Plugin, Registry, Runtime};
+use crate::sidecar::Sidecar;
+
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let runtime = Runtime::new(args.limits.limits()).map_err(|e| anyhow::anyhow!("starting the wasm runtime: {e:#}"))?;
+    let (bytes, origin) = match &args.guest {
+        Some(path) => (
+            std::fs::read(path).with_context(|| format!("reading the plugin {}", path.display()))?,
+            path.display().to_string(),
+        ),
+        None => (crate::BUNDLED_PLUGIN.to_vec(), "the bundled task plugin".to_string()),
+    };
+    let plugin = {
+        let runtime = runtime.clone();
+        tokio::task::spawn_blocking(move || Plugin::load(&runtime, &bytes)).await?
+    }
+    .with_context(|| format!("loading {origin}"))?;
+    tracing::info!(plugin = plugin.label(), sha256 = %plugin.sha256, pooling = runtime.pooling(), "plugin loaded from {origin}");
+    let subscriptions = plugin.manifest.subscriptions.clone();
+    let registry = Arc::new(Registry::new(plugin));
+
+    let shutdown = CancellationToken::new();
+    let (sidecar, embedded) = match args.sidecar_mode() {
+        SidecarMode::Dapr { endpoint } => {
+            tracing::info!("sidecar: daprd at {endpoint}");
+            let client = DaprClient::new(endpoint, args.dapr_api_token.clone(), args.sidecar_timeout());
+            (Sidecar::Dapr(client), None)
+        }
+        SidecarMode::Embedded => {
+            let embedded = Embedded::open(EmbeddedConfig {
+                data_dir: args.data_dir.clone(),
+                app_id: args.app_id.clone(),
+                pubsub_name: args.pubsub.clone(),
+                state_store: args.state_store.clone(),
+                partitions: args.partitions.max(1),
+                redelivery_backoff: std::time::Duration::from_millis(args.redelivery_backoff_ms.max(1)),
+            })?;
+            tracing::info!("sidecar: embedded, data in {}", args.data_dir.display());
+            (Sidecar::Embedded(embedded.clone()), Some(embedded))
+        }
+    };
+
+    let pipeline = Arc::new(Pipeline {
+        sidecar,
+        registry,
+        metrics: Arc::new(Metrics::default()),
+        state_store: args.state_store.clone(),
+        app_id: args.app_id.clone(),
+        shutdown: shutdown.clone(),
+    });
+    let app_routes = app::router(Arc::new(App { pipeline, subscriptions }));
+    let mut public = match &args.app_api_token {
+        Some(token) => app_routes.clone().layer(from_fn_with_state(token.clone(), require_dapr_api_token)),
+        None => app_routes.clone(),
+    };
+    let mut delivery = None;
+    if let Some(embedded) = &embedded {
+        let sidecar_routes = match &args.dapr_api_token {
+            Some(token) => embedded.routes().layer(from_fn_with_state(token.clone(), require_dapr_api_token)),
+            None => embedded.routes(),
+        };
+        public = public.merge(sidecar_routes);
+        let (embedded, shutdown) = (embedded.clone(), shutdown.clone());
+        delivery = Some(tokio::spawn(async move { embedded.run_delivery(app_routes, shutdown).await }));
+    }
+
+    let address = std::net::SocketAddr::new(args.listen, args.app_port);
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("listening on {address} (is another process using the port? set --app-port)"))?;
+    tracing::info!("listening on http://{}", listener.local_addr()?);
+
+    tokio::spawn(wait_for_signal(shutdown.clone()));
+    let server = axum::serve(listener, public).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let grace = args.shutdown_grace();
+    let finished = async {
+        server.await?;
+        if let Some(delivery) = delivery {
+            delivery.await?;
+        }
+        anyhow::Ok(())
+    };
+    tokio::pin!(finished);
+    tokio::select! {
+        result = &mut finished => result?,
+        _ = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!("in-flight deliveries did not finish within {grace:?}; exiting anyway (they will be redelivered)");
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal(shutdown: CancellationToken) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = terminate => tracing::info!("SIGTERM: finishing in-flight deliveries"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: finishing in-flight deliveries"),
+    }
+    shutdown.cancel();
+}
