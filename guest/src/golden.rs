@@ -74,7 +74,9 @@ pub fn case_to_json(case: &GoldenCase) -> Value {
             })).collect::<Vec<_>>(),
         }}),
         Outcome::Retry(p) => json!({"retry": problem_to_json(p)}),
-        Outcome::Reject(ps) => json!({"reject": ps.iter().map(problem_to_json).collect::<Vec<_>>()}),
+        Outcome::Reject(ps) => {
+            json!({"reject": ps.iter().map(problem_to_json).collect::<Vec<_>>()})
+        }
     };
     json!({
         "name": case.name,
@@ -90,8 +92,14 @@ fn problem_to_json(p: &Problem) -> Value {
 
 fn parse_case(v: &Value) -> Result<GoldenCase, String> {
     let o = object(v, "the case", &["name", "delivery", "expected"])?;
-    let d = object(field(o, "delivery")?, "delivery", &["id", "pubsub", "topic", "kind", "source", "data", "attempt"])?;
-    let attempt = field(d, "attempt")?.as_u64().and_then(|n| u32::try_from(n).ok());
+    let d = object(
+        field(o, "delivery")?,
+        "delivery",
+        &["id", "pubsub", "topic", "kind", "source", "data", "attempt"],
+    )?;
+    let attempt = field(d, "attempt")?
+        .as_u64()
+        .and_then(|n| u32::try_from(n).ok());
     let delivery = Delivery {
         id: string(d, "id")?,
         pubsub: string(d, "pubsub")?,
@@ -101,7 +109,11 @@ fn parse_case(v: &Value) -> Result<GoldenCase, String> {
         data: string(d, "data")?,
         attempt: attempt.ok_or("delivery.attempt must be an integer 0..=4294967295")?,
     };
-    Ok(GoldenCase { name: string(o, "name")?, delivery, expected: parse_outcome(field(o, "expected")?)? })
+    Ok(GoldenCase {
+        name: string(o, "name")?,
+        delivery,
+        expected: parse_outcome(field(o, "expected")?)?,
+    })
 }
 
 fn parse_outcome(v: &Value) -> Result<Outcome, String> {
@@ -111,7 +123,9 @@ fn parse_outcome(v: &Value) -> Result<Outcome, String> {
     }
     if let Some(done) = o.get("done") {
         let done = object(done, "expected.done", &["dedupe_key", "emits"])?;
-        let emits = field(done, "emits")?.as_array().ok_or("expected.done.emits must be an array")?;
+        let emits = field(done, "emits")?
+            .as_array()
+            .ok_or("expected.done.emits must be an array")?;
         return Ok(Outcome::Done {
             dedupe_key: string(done, "dedupe_key")?,
             emits: emits.iter().map(parse_emit).collect::<Result<_, _>>()?,
@@ -120,8 +134,12 @@ fn parse_outcome(v: &Value) -> Result<Outcome, String> {
     if let Some(p) = o.get("retry") {
         return Ok(Outcome::Retry(parse_problem(p)?));
     }
-    let list = field(o, "reject")?.as_array().ok_or("expected.reject must be an array of problems")?;
-    Ok(Outcome::Reject(list.iter().map(parse_problem).collect::<Result<_, _>>()?))
+    let list = field(o, "reject")?
+        .as_array()
+        .ok_or("expected.reject must be an array of problems")?;
+    Ok(Outcome::Reject(
+        list.iter().map(parse_problem).collect::<Result<_, _>>()?,
+    ))
 }
 
 fn parse_emit(v: &Value) -> Result<Emit, String> {
@@ -142,13 +160,25 @@ fn parse_problem(v: &Value) -> Result<Problem, String> {
         Some(Value::String(s)) => Some(s.clone()),
         Some(_) => return Err("problem.pointer must be a string or null".into()),
     };
-    Ok(Problem { code: string(p, "code")?, message: string(p, "message")?, pointer })
+    Ok(Problem {
+        code: string(p, "code")?,
+        message: string(p, "message")?,
+        pointer,
+    })
 }
 
-fn object<'a>(v: &'a Value, what: &str, allowed: &[&str]) -> Result<&'a Map<String, Value>, String> {
-    let o = v.as_object().ok_or_else(|| format!("{what} must be an object"))?;
+fn object<'a>(
+    v: &'a Value,
+    what: &str,
+    allowed: &[&str],
+) -> Result<&'a Map<String, Value>, String> {
+    let o = v
+        .as_object()
+        .ok_or_else(|| format!("{what} must be an object"))?;
     match o.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(k) => Err(format!("{what} has unknown key '{k}' (allowed: {allowed:?})")),
+        Some(k) => Err(format!(
+            "{what} has unknown key '{k}' (allowed: {allowed:?})"
+        )),
         None => Ok(o),
     }
 }
@@ -158,7 +188,10 @@ fn field<'a>(o: &'a Map<String, Value>, key: &str) -> Result<&'a Value, String> 
 }
 
 fn string(o: &Map<String, Value>, key: &str) -> Result<String, String> {
-    field(o, key)?.as_str().map(str::to_string).ok_or_else(|| format!("'{key}' must be a string"))
+    field(o, key)?
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| format!("'{key}' must be a string"))
 }
 
 #[cfg(test)]
@@ -180,7 +213,12 @@ mod tests {
     #[test]
     fn plugin_reproduces_every_golden_case() {
         for case in golden_cases() {
-            assert_eq!(handle(&case.delivery), case.expected, "golden case {:?}", case.name);
+            assert_eq!(
+                handle(&case.delivery),
+                case.expected,
+                "golden case {:?}",
+                case.name
+            );
         }
     }
 
@@ -201,12 +239,23 @@ mod tests {
         assert!(err(r#"{"name":"x"}"#).contains("case 1 (\"x\"): 'delivery' is missing"));
         let case = format_case(&golden_cases()[0]);
         let typo = case.replacen("\"dedupe_key\"", "\"dedupe\"", 1);
-        assert!(err(&typo).contains("unknown key 'dedupe'"), "{}", err(&typo));
-        let two = case.replacen("{\"done\":", "{\"retry\":{\"code\":\"x\",\"message\":\"y\"},\"done\":", 1);
+        assert!(
+            err(&typo).contains("unknown key 'dedupe'"),
+            "{}",
+            err(&typo)
+        );
+        let two = case.replacen(
+            "{\"done\":",
+            "{\"retry\":{\"code\":\"x\",\"message\":\"y\"},\"done\":",
+            1,
+        );
         assert!(err(&two).contains("exactly one"), "{}", err(&two));
         let problem = r#"{"name":"r","delivery":{"id":"i","pubsub":"p","topic":"t","kind":"k","source":"s","data":"{}","attempt":1},"expected":{"reject":[{"code":"c","message":"m"}]}}"#;
         let parsed = parse_cases(problem).unwrap();
-        assert_eq!(parsed[0].expected, Outcome::Reject(vec![Problem::new("c", "m")]));
+        assert_eq!(
+            parsed[0].expected,
+            Outcome::Reject(vec![Problem::new("c", "m")])
+        );
     }
 
     /// Rewrites the fixture's expected outcomes from the current code. The result is the spec:

@@ -21,8 +21,14 @@ pub fn manifest() -> Manifest {
     Manifest {
         name: "task-plugin".into(),
         version: env!("CARGO_PKG_VERSION").into(),
-        schema_versions: Version::ALL.iter().map(|v| v.as_str().to_string()).collect(),
-        subscriptions: [TASK_EVENTS, REMINDERS, TASK_UPDATES].into_iter().map(subscription).collect(),
+        schema_versions: Version::ALL
+            .iter()
+            .map(|v| v.as_str().to_string())
+            .collect(),
+        subscriptions: [TASK_EVENTS, REMINDERS, TASK_UPDATES]
+            .into_iter()
+            .map(subscription)
+            .collect(),
         retry_policies: vec![
             // Seed: RETRY_STRATEGIES[TASK_COMPLETION] = [30, 300, 1800] seconds.
             policy("task.completed", &[30, 300, 1800]),
@@ -43,7 +49,10 @@ fn subscription(topic: &str) -> Subscription {
 }
 
 fn policy(event_type: &str, delays_s: &[u32]) -> RetryPolicy {
-    RetryPolicy { event_type: event_type.into(), delays_ms: delays_s.iter().map(|s| s * 1000).collect() }
+    RetryPolicy {
+        event_type: event_type.into(),
+        delays_ms: delays_s.iter().map(|s| s * 1000).collect(),
+    }
 }
 
 #[cfg(test)]
@@ -59,23 +68,58 @@ mod tests {
         let subs: Vec<(&str, &str, &str, Option<&str>)> = m
             .subscriptions
             .iter()
-            .map(|s| (s.pubsub.as_str(), s.topic.as_str(), s.route.as_str(), s.dead_letter_topic.as_deref()))
+            .map(|s| {
+                (
+                    s.pubsub.as_str(),
+                    s.topic.as_str(),
+                    s.route.as_str(),
+                    s.dead_letter_topic.as_deref(),
+                )
+            })
             .collect();
         assert_eq!(
             subs,
             [
-                ("kafka-pubsub", "task-events", "/events/task-events", Some("task-events-dlq")),
-                ("kafka-pubsub", "reminders", "/events/reminders", Some("reminders-dlq")),
-                ("kafka-pubsub", "task-updates", "/events/task-updates", Some("task-updates-dlq")),
+                (
+                    "kafka-pubsub",
+                    "task-events",
+                    "/events/task-events",
+                    Some("task-events-dlq")
+                ),
+                (
+                    "kafka-pubsub",
+                    "reminders",
+                    "/events/reminders",
+                    Some("reminders-dlq")
+                ),
+                (
+                    "kafka-pubsub",
+                    "task-updates",
+                    "/events/task-updates",
+                    Some("task-updates-dlq")
+                ),
             ]
         );
-        let delays = |t: &str| m.retry_policies.iter().find(|p| p.event_type == t).map(|p| p.delays_ms.clone());
-        assert_eq!(delays("task.completed"), Some(vec![30_000, 300_000, 1_800_000]));
+        let delays = |t: &str| {
+            m.retry_policies
+                .iter()
+                .find(|p| p.event_type == t)
+                .map(|p| p.delays_ms.clone())
+        };
+        assert_eq!(
+            delays("task.completed"),
+            Some(vec![30_000, 300_000, 1_800_000])
+        );
         assert_eq!(
             delays("reminder.due"),
-            Some(vec![1000, 2000, 4000, 8000, 16_000, 32_000, 64_000, 128_000, 256_000, 512_000])
+            Some(vec![
+                1000, 2000, 4000, 8000, 16_000, 32_000, 64_000, 128_000, 256_000, 512_000
+            ])
         );
-        assert_eq!(delays("task.updated"), Some(vec![1000, 2000, 4000, 8000, 16_000]));
+        assert_eq!(
+            delays("task.updated"),
+            Some(vec![1000, 2000, 4000, 8000, 16_000])
+        );
         assert_eq!(m.retry_policies.len(), 3);
     }
 }

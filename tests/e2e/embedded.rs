@@ -114,12 +114,25 @@ async fn accepted_events_survive_kill_9_and_are_processed_after_restart() {
     host.kill9();
 
     let host = start(dir.path(), &[]).await;
-    let created = wait_for(&host, "task-events", "task.created", n as usize).await;
-    let mut parents: Vec<i64> = created.iter().map(|e| e["data"]["payload"]["parent_task_id"].as_i64().unwrap()).collect();
-    parents.sort();
-    parents.dedup();
-    assert_eq!(parents.len(), n as usize, "every accepted completion produced exactly one next task");
-    assert_eq!(created.len(), n as usize, "no completion produced two");
+    // At least once: a completion whose next task was published just before the kill, but whose
+    // dedupe record was not yet saved, is handled again after the restart. The plugin is
+    // deterministic, so the repeat carries the same CloudEvent id and consumers can drop it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let created = events_of(&host, "task-events", "task.created").await;
+        let mut ids_by_parent = std::collections::BTreeMap::<i64, std::collections::BTreeSet<String>>::new();
+        for event in &created {
+            let parent = event["data"]["payload"]["parent_task_id"].as_i64().unwrap();
+            ids_by_parent.entry(parent).or_default().insert(event["id"].as_str().unwrap().to_string());
+        }
+        assert!(ids_by_parent.values().all(|ids| ids.len() == 1), "a repeat must reuse the same id: {ids_by_parent:?}");
+        if ids_by_parent.len() == n as usize {
+            assert!(created.len() <= 2 * n as usize, "{} task.created for {n} completions", created.len());
+            break;
+        }
+        assert!(Instant::now() < deadline, "{} of {n} completions handled after restart; log:\n{}", ids_by_parent.len(), host.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// The environment variables the host reads, removed so the developer's shell cannot leak in.
-const HOST_ENV: [&str; 8] = [
+const HOST_ENV: [&str; 17] = [
     "DAPR_HTTP_PORT",
     "DAPR_HTTP_ENDPOINT",
     "DAPR_API_TOKEN",
@@ -15,6 +15,15 @@ const HOST_ENV: [&str; 8] = [
     "TASK_EVENTS_GUEST",
     "TASK_EVENTS_SIDECAR",
     "TASK_EVENTS_DATA_DIR",
+    "TASK_EVENTS_ADMIN_TOKEN",
+    "TASK_EVENTS_CANARY_FILE",
+    "TASK_EVENTS_CACHE_DIR",
+    "TASK_EVENTS_WATCH",
+    "TASK_EVENTS_WATCH_DEBOUNCE_MS",
+    "TASK_EVENTS_ROLLBACK_WINDOW_DELIVERIES",
+    "TASK_EVENTS_ROLLBACK_WINDOW_SECS",
+    "TASK_EVENTS_ROLLBACK_FAILURE_RATE",
+    "TASK_EVENTS_ROLLBACK_MIN_DELIVERIES",
 ];
 
 pub struct HostProcess {
@@ -32,7 +41,11 @@ pub fn free_port() -> u16 {
 impl HostProcess {
     /// Starts `exe serve --app-port <free> <args>` with `envs`, and waits until `/healthz` answers.
     pub async fn start(exe: &str, log_dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> HostProcess {
-        let port = free_port();
+        HostProcess::start_on(free_port(), exe, log_dir, args, envs).await
+    }
+
+    /// Like `start`, on a given app port (e.g. one a daprd stand-in was configured with).
+    pub async fn start_on(port: u16, exe: &str, log_dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> HostProcess {
         let log = log_dir.join(format!("host-{port}.log"));
         let log_file = std::fs::File::create(&log).expect("creating the host log");
         let mut cmd = Command::new(exe);
@@ -71,6 +84,12 @@ impl HostProcess {
     /// Everything the host logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends a signal by name (e.g. `HUP`) with `kill`.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill").args([&format!("-{name}"), &self.child.id().to_string()]).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -{name} {} failed", self.child.id());
     }
 
     /// `kill -9`: no chance to flush or finish anything.

@@ -16,3 +16,37 @@ pub fn task_plugin_file(dir: &Path) -> PathBuf {
     std::fs::write(&path, task_plugin_bytes()).expect("writing the task plugin");
     path
 }
+
+/// The hostile fixture's bytes.
+pub fn hostile_bytes() -> Vec<u8> {
+    std::fs::read(HOSTILE_WASM).expect("reading the hostile plugin")
+}
+
+/// `bytes` with a custom section (id 0: name, payload) appended: still a valid component with
+/// the same behaviour, but a different sha256, i.e. "another build" of the same plugin.
+pub fn with_custom_section(bytes: &[u8], name: &str, payload: &[u8]) -> Vec<u8> {
+    fn leb128(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                return out.push(byte);
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    let mut content = Vec::new();
+    leb128(name.len(), &mut content);
+    content.extend_from_slice(name.as_bytes());
+    content.extend_from_slice(payload);
+    let mut out = bytes.to_vec();
+    out.push(0);
+    leb128(content.len(), &mut out);
+    out.extend_from_slice(&content);
+    out
+}
+
+/// The task plugin as build `n`: the same code with a custom section naming `n`.
+pub fn task_plugin_variant(n: u32) -> Vec<u8> {
+    with_custom_section(task_plugin_bytes(), "task-events-test-build", n.to_string().as_bytes())
+}

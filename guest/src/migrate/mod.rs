@@ -42,8 +42,14 @@ struct Step {
 }
 
 const STEPS: [Step; 2] = [
-    Step { up: v1_1::up, down: v1_1::down },
-    Step { up: v2_0::up, down: v2_0::down },
+    Step {
+        up: v1_1::up,
+        down: v1_1::down,
+    },
+    Step {
+        up: v2_0::up,
+        down: v2_0::down,
+    },
 ];
 
 /// `event` (JSON text) rewritten to `target_version`, as compact JSON.
@@ -87,7 +93,11 @@ pub fn convert(
         problems.extend(lost);
         at -= 1;
     }
-    if problems.is_empty() { Ok(event) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(event)
+    } else {
+        Err(problems)
+    }
 }
 
 /// Sets `event_version` (every step does).

@@ -6,7 +6,11 @@ use serde_json::{Map, Value};
 /// `map` with the entry `key` replaced, at its position, by `entries` (in order). A spliced
 /// key that already exists elsewhere gets the spliced value: in place if it comes earlier, at
 /// the splice position if later. Unchanged if `key` is absent.
-pub fn splice(map: Map<String, Value>, key: &str, entries: Vec<(String, Value)>) -> Map<String, Value> {
+pub fn splice(
+    map: Map<String, Value>,
+    key: &str,
+    entries: Vec<(String, Value)>,
+) -> Map<String, Value> {
     let mut out = Map::new();
     let mut pending = Some(entries);
     for (k, v) in map {
@@ -55,15 +59,28 @@ mod tests {
 
     #[test]
     fn gather_then_splice_restores_order() {
-        let flat = obj(json!({"title": "t", "series_id": "s", "due_date": "d", "occurrence_index": 2}));
-        let nested = gather(flat.clone(), &["dtstart", "series_id", "occurrence_index"], "recurrence");
+        let flat =
+            obj(json!({"title": "t", "series_id": "s", "due_date": "d", "occurrence_index": 2}));
+        let nested = gather(
+            flat.clone(),
+            &["dtstart", "series_id", "occurrence_index"],
+            "recurrence",
+        );
         assert_eq!(
             Value::Object(nested.clone()).to_string(),
             r#"{"title":"t","recurrence":{"series_id":"s","occurrence_index":2},"due_date":"d"}"#
         );
-        let inner: Vec<(String, Value)> = nested["recurrence"].as_object().cloned().unwrap().into_iter().collect();
+        let inner: Vec<(String, Value)> = nested["recurrence"]
+            .as_object()
+            .cloned()
+            .unwrap()
+            .into_iter()
+            .collect();
         let back = splice(nested, "recurrence", inner);
-        assert_eq!(Value::Object(back).to_string(), r#"{"title":"t","series_id":"s","occurrence_index":2,"due_date":"d"}"#);
+        assert_eq!(
+            Value::Object(back).to_string(),
+            r#"{"title":"t","series_id":"s","occurrence_index":2,"due_date":"d"}"#
+        );
         assert_eq!(gather(flat.clone(), &["nope"], "r"), flat);
     }
 }

@@ -20,14 +20,23 @@ fn ok(event: &Value, target: &str) -> String {
 
 fn lossy(event: &Value, target: &str) -> Vec<String> {
     let problems = migrate(&event.to_string(), target).expect_err("must refuse");
-    assert!(problems.iter().all(|p| p.code == codes::LOSSY_MIGRATION), "{problems:?}");
-    problems.into_iter().map(|p| p.pointer.unwrap_or_default()).collect()
+    assert!(
+        problems.iter().all(|p| p.code == codes::LOSSY_MIGRATION),
+        "{problems:?}"
+    );
+    problems
+        .into_iter()
+        .map(|p| p.pointer.unwrap_or_default())
+        .collect()
 }
 
 /// `v` with `value` at `pointer` (the parent must exist; the key is added or replaced).
 fn patch(mut v: Value, pointer: &str, value: Value) -> Value {
     let (parent, key) = pointer.rsplit_once('/').expect("pointer has a parent");
-    let parent = v.pointer_mut(parent).and_then(Value::as_object_mut).expect("parent is an object");
+    let parent = v
+        .pointer_mut(parent)
+        .and_then(Value::as_object_mut)
+        .expect("parent is an object");
     parent.insert(key.to_string(), value);
     v
 }
@@ -40,7 +49,12 @@ fn up_the_ladder_exactly() {
         r#"{"event_id":"e1","event_type":"task.created","event_version":"1.1","task_id":124,"user_id":"user-456","timestamp":"2025-12-29T10:00:00Z","x-trace":"abc","payload":{"title":"Water","due_date":"2025-12-30","parent_task_id":123,"recurring_pattern":"DAILY","recurrence":{"dtstart":"2025-12-29","series_id":"s-1","occurrence_index":2},"colour":"green"}}"#
     );
     let v2_0 = ok(&v1_0(), "2.0");
-    assert_eq!(v2_0, v1_1.replace("\"1.1\"", "\"2.0\"").replace(":124", ":\"124\"").replace(":123", ":\"123\""));
+    assert_eq!(
+        v2_0,
+        v1_1.replace("\"1.1\"", "\"2.0\"")
+            .replace(":124", ":\"124\"")
+            .replace(":123", ":\"123\"")
+    );
     assert_eq!(validate(&v1_1), Ok(()));
     assert_eq!(validate(&v2_0), Ok(()));
 }
@@ -70,7 +84,11 @@ fn shorthand_rrules_go_down_as_patterns() {
         r#"{"event_id":"e","event_type":"task.created","event_version":"1.0","task_id":1,"user_id":"u","timestamp":"2025-01-01T00:00:00Z","payload":{"recurring_pattern":"WEEKLY","series_id":"s"}}"#
     );
     // MONTHLY clamps in 1.0, so an RRULE must say so to go down.
-    let monthly = patch(patch(v, "/payload/recurrence/rrule", json!("FREQ=MONTHLY")), "/payload/recurrence/month_overflow", json!("clamp"));
+    let monthly = patch(
+        patch(v, "/payload/recurrence/rrule", json!("FREQ=MONTHLY")),
+        "/payload/recurrence/month_overflow",
+        json!("clamp"),
+    );
     assert!(ok(&monthly, "1.0").contains(r#""recurring_pattern":"MONTHLY""#));
 }
 
@@ -106,10 +124,22 @@ fn lossy_recurrence_details() {
     let with = |k: &str, v: Value| patch(base.clone(), &format!("/payload/recurrence/{k}"), v);
     let rows = [
         (with("interval", json!(2)), "/payload/recurrence/interval"),
-        (with("month_overflow", json!("skip")), "/payload/recurrence/month_overflow"),
-        (with("until", json!("2025-12-31")), "/payload/recurrence/until"),
-        (with("rrule", json!("FREQ=MONTHLY")), "/payload/recurrence/rrule"), // skips, 1.0 clamps
-        (with("rrule", json!("FREQ=DAILY")), "/payload/recurrence/rrule"),   // disagrees with MONTHLY
+        (
+            with("month_overflow", json!("skip")),
+            "/payload/recurrence/month_overflow",
+        ),
+        (
+            with("until", json!("2025-12-31")),
+            "/payload/recurrence/until",
+        ),
+        (
+            with("rrule", json!("FREQ=MONTHLY")),
+            "/payload/recurrence/rrule",
+        ), // skips, 1.0 clamps
+        (
+            with("rrule", json!("FREQ=DAILY")),
+            "/payload/recurrence/rrule",
+        ), // disagrees with MONTHLY
     ];
     for (event, pointer) in rows {
         assert_eq!(lossy(&event, "1.0"), [pointer], "{event}");
@@ -117,7 +147,11 @@ fn lossy_recurrence_details() {
     // Restating 1.0's implied values loses nothing.
     let implied = with("anchor", json!("schedule"));
     let implied = patch(implied, "/payload/recurrence/missed", json!("skip"));
-    let implied = patch(implied, "/payload/recurrence/month_overflow", json!("clamp"));
+    let implied = patch(
+        implied,
+        "/payload/recurrence/month_overflow",
+        json!("clamp"),
+    );
     let implied = patch(implied, "/payload/recurrence/interval", json!(1));
     let implied = patch(implied, "/payload/recurrence/tzid", Value::Null);
     assert!(ok(&implied, "1.0").ends_with(r#""payload":{"recurring_pattern":"MONTHLY"}}"#));
@@ -128,9 +162,18 @@ fn invalid_inputs_and_targets() {
     let bad = migrate("{\"event_id\": 1}", "9.9").unwrap_err();
     assert_eq!(bad[0].code, codes::UNSUPPORTED_VERSION);
     assert_eq!(bad[0].pointer, None);
-    assert!(bad.len() > 1, "the event's own problems are reported too: {bad:?}");
-    assert_eq!(migrate("not json", "1.0").unwrap_err()[0].code, codes::NOT_JSON);
-    assert_eq!(migrate(&v1_0().to_string(), "1.0.0").unwrap_err()[0].code, codes::UNSUPPORTED_VERSION);
+    assert!(
+        bad.len() > 1,
+        "the event's own problems are reported too: {bad:?}"
+    );
+    assert_eq!(
+        migrate("not json", "1.0").unwrap_err()[0].code,
+        codes::NOT_JSON
+    );
+    assert_eq!(
+        migrate(&v1_0().to_string(), "1.0.0").unwrap_err()[0].code,
+        codes::UNSUPPORTED_VERSION
+    );
 }
 
 #[test]

@@ -42,13 +42,19 @@ pub fn down(mut event: Map<String, Value>) -> (Map<String, Value>, Vec<Problem>)
         Some(_) => Map::new(),
         None => return (event, Vec::new()),
     };
-    let pattern = payload.get("recurring_pattern").and_then(Value::as_str).and_then(Pattern::parse);
+    let pattern = payload
+        .get("recurring_pattern")
+        .and_then(Value::as_str)
+        .and_then(Pattern::parse);
     let (new_pattern, problems) = check_expressible(&rec, pattern);
     let mut flat: Vec<(String, Value)> = Vec::new();
     if let Some(p) = new_pattern {
         flat.push(("recurring_pattern".into(), Value::String(p.as_str().into())));
     }
-    flat.extend(rec.into_iter().filter(|(k, _)| SERIES_FIELDS.contains(&k.as_str())));
+    flat.extend(
+        rec.into_iter()
+            .filter(|(k, _)| SERIES_FIELDS.contains(&k.as_str())),
+    );
     let payload = splice(payload, "recurrence", flat);
     // `insert` on an existing key keeps its position (`remove` would not: it swaps).
     event.insert(PAYLOAD.into(), Value::Object(payload));
@@ -57,12 +63,19 @@ pub fn down(mut event: Map<String, Value>) -> (Map<String, Value>, Vec<Problem>)
 
 /// What in `rec` 1.0 cannot say, and the shorthand to write when the rule is an RRULE and the
 /// payload has no `recurring_pattern` yet.
-fn check_expressible(rec: &Map<String, Value>, pattern: Option<Pattern>) -> (Option<Pattern>, Vec<Problem>) {
+fn check_expressible(
+    rec: &Map<String, Value>,
+    pattern: Option<Pattern>,
+) -> (Option<Pattern>, Vec<Problem>) {
     let get = |k: &str| rec.get(k).filter(|v| !v.is_null());
     let text = |k: &str| get(k).and_then(Value::as_str);
     let mut problems = Vec::new();
     let mut lossy = |key: &str, why: String| {
-        problems.push(Problem::at(codes::LOSSY_MIGRATION, format!("{REC}/{key}"), format!("1.0 cannot express {why}")));
+        problems.push(Problem::at(
+            codes::LOSSY_MIGRATION,
+            format!("{REC}/{key}"),
+            format!("1.0 cannot express {why}"),
+        ));
     };
     let mut effective = pattern;
     let mut new_pattern = None;
@@ -71,11 +84,20 @@ fn check_expressible(rec: &Map<String, Value>, pattern: Option<Pattern>) -> (Opt
         match (shorthand_of(rrule), pattern) {
             (None, _) => {
                 effective = None;
-                lossy("rrule", format!("the rule '{rrule}' (only DAILY, WEEKLY, MONTHLY, YEARLY)"));
+                lossy(
+                    "rrule",
+                    format!("the rule '{rrule}' (only DAILY, WEEKLY, MONTHLY, YEARLY)"),
+                );
             }
             (Some(s), Some(p)) if s != p => {
                 effective = None;
-                lossy("rrule", format!("the rule '{rrule}' next to recurring_pattern {} (1.0 has one)", p.as_str()));
+                lossy(
+                    "rrule",
+                    format!(
+                        "the rule '{rrule}' next to recurring_pattern {} (1.0 has one)",
+                        p.as_str()
+                    ),
+                );
             }
             (Some(s), found) => {
                 effective = Some(s);
@@ -84,10 +106,21 @@ fn check_expressible(rec: &Map<String, Value>, pattern: Option<Pattern>) -> (Opt
         }
     }
     // An explicit RRULE skips overflowing dates unless told to clamp; 1.0's shorthand clamps.
-    let overflow = text("month_overflow").unwrap_or(if get("rrule").is_some() { "skip" } else { "clamp" });
+    let overflow = text("month_overflow").unwrap_or(if get("rrule").is_some() {
+        "skip"
+    } else {
+        "clamp"
+    });
     if overflow == "skip" && effective.is_some_and(Pattern::overflow_matters) {
-        let at = if get("month_overflow").is_some() { "month_overflow" } else { "rrule" };
-        lossy(at, "skipping short months (1.0's MONTHLY and YEARLY clamp to the month's last day)".into());
+        let at = if get("month_overflow").is_some() {
+            "month_overflow"
+        } else {
+            "rrule"
+        };
+        lossy(
+            at,
+            "skipping short months (1.0's MONTHLY and YEARLY clamp to the month's last day)".into(),
+        );
     }
     if let Some(n) = get("interval").and_then(Value::as_u64).filter(|n| *n != 1) {
         lossy("interval", format!("interval {n}"));

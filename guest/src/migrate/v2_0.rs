@@ -78,7 +78,17 @@ mod tests {
         assert_eq!(integer_of("0"), Some(0u64.into()));
         assert_eq!(integer_of("-5"), Some((-5i64).into()));
         assert_eq!(integer_of("18446744073709551615"), Some(u64::MAX.into()));
-        for bad in ["", "007", "+5", "-0", " 1", "1.0", "1e3", "18446744073709551616", "abc"] {
+        for bad in [
+            "",
+            "007",
+            "+5",
+            "-0",
+            " 1",
+            "1.0",
+            "1e3",
+            "18446744073709551616",
+            "abc",
+        ] {
             assert_eq!(integer_of(bad), None, "{bad:?}");
         }
     }

@@ -55,7 +55,10 @@ mod tests {
 
     #[test]
     fn namespace_is_the_documented_derivation() {
-        assert_eq!(NAMESPACE, Uuid::new_v5(&Uuid::NAMESPACE_URL, b"urn:task-events:task-plugin"));
+        assert_eq!(
+            NAMESPACE,
+            Uuid::new_v5(&Uuid::NAMESPACE_URL, b"urn:task-events:task-plugin")
+        );
     }
 
     #[test]
@@ -64,7 +67,10 @@ mod tests {
         assert_eq!(s, series_id("user-456", "123"));
         assert_ne!(s, series_id("user-456", "124"));
         assert_ne!(task_uuid(&s, 2), task_uuid(&s, 3));
-        assert_ne!(event_id("task.created", &s, 2), event_id("reminder.scheduled", &s, 2));
+        assert_ne!(
+            event_id("task.created", &s, 2),
+            event_id("reminder.scheduled", &s, 2)
+        );
         // The array encoding keeps ("a/b", "c") and ("a", "b/c") apart.
         assert_ne!(series_id("a\",\"b", "c"), series_id("a", "b\",\"c"));
     }

@@ -22,6 +22,8 @@ mod next;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_outcomes;
+#[cfg(test)]
 mod tests_props;
 
 pub use ids::{MAX_SAFE_INTEGER, NAMESPACE, integer_id};
@@ -41,5 +43,8 @@ pub fn handle(d: &Delivery) -> Outcome {
         },
         _ => Vec::new(),
     };
-    Outcome::Done { dedupe_key: event.event_id, emits }
+    Outcome::Done {
+        dedupe_key: event.event_id,
+        emits,
+    }
 }

@@ -38,28 +38,50 @@ pub fn next_occurrence(event: &TaskEvent) -> Result<Vec<Emit>, Vec<Problem>> {
     let (Some(spec), Some(res)) = (&event.payload.recurrence, series_of(event)) else {
         return Ok(Vec::new());
     };
-    let rule_at = if spec.rrule.is_some() { RRULE_POINTER } else { "/payload/recurring_pattern" };
+    let rule_at = if spec.rrule.is_some() {
+        RRULE_POINTER
+    } else {
+        "/payload/recurring_pattern"
+    };
     let index = spec.occurrence_index.unwrap_or(1);
     let Some(next_index) = index.checked_add(1) else {
         let msg = format!("occurrence_index {index} cannot be followed");
-        return Err(vec![Problem::at(codes::INVALID_RECURRENCE, index_pointer(event.version), msg)]);
+        return Err(vec![Problem::at(
+            codes::INVALID_RECURRENCE,
+            index_pointer(event.version),
+            msg,
+        )]);
     };
-    let next = series::next_due(&res.series, &format_local(res.previous_due), &res.completed_at, index)
-        .map_err(|e| vec![e.under(rule_at)])?;
-    let Some(next) = next else { return Ok(Vec::new()) };
+    let next = series::next_due(
+        &res.series,
+        &format_local(res.previous_due),
+        &res.completed_at,
+        index,
+    )
+    .map_err(|e| vec![e.under(rule_at)])?;
+    let Some(next) = next else {
+        return Ok(Vec::new());
+    };
     let Some(next_wall) = parse_local(&next) else {
         let msg = format!("the series engine returned '{next}', not YYYY-MM-DDTHH:MM:SS");
         return Err(vec![Problem::at(codes::INTERNAL, rule_at, msg)]);
     };
 
-    let series_id = spec.series_id.clone().unwrap_or_else(|| ids::series_id(&event.user_id, &event.task_id));
+    let series_id = spec
+        .series_id
+        .clone()
+        .unwrap_or_else(|| ids::series_id(&event.user_id, &event.task_id));
     let task_uuid = ids::task_uuid(&series_id, next_index);
     let task_id = match event.version.integer_ids() {
         true => ids::integer_id(task_uuid).to_string(),
         false => task_uuid.to_string(),
     };
     let due_date = res.clock.format(next_wall, res.due_form);
-    let ids = Ids { series_id: &series_id, index: next_index, task_id: &task_id };
+    let ids = Ids {
+        series_id: &series_id,
+        index: next_index,
+        task_id: &task_id,
+    };
 
     let mut emits = Vec::new();
     let created = task_created(event, spec, &res, &ids, &due_date);
@@ -67,10 +89,20 @@ pub fn next_occurrence(event: &TaskEvent) -> Result<Vec<Emit>, Vec<Problem>> {
     if let Some((raw, lead)) = &event.payload.remind_before {
         let Some(remind_at) = remind_at(res.clock, next_wall, *lead, res.due_form) else {
             let msg = format!("remind_before '{raw}' puts the reminder outside the calendar");
-            return Err(vec![Problem::at(codes::INVALID_DURATION, "/payload/remind_before", msg)]);
+            return Err(vec![Problem::at(
+                codes::INVALID_DURATION,
+                "/payload/remind_before",
+                msg,
+            )]);
         };
         let reminder = reminder_scheduled(event, &ids, &due_date, &remind_at);
-        emits.push(emit(event, REMINDERS, "reminder.scheduled", &ids, reminder)?);
+        emits.push(emit(
+            event,
+            REMINDERS,
+            "reminder.scheduled",
+            &ids,
+            reminder,
+        )?);
     }
     Ok(emits)
 }
@@ -84,11 +116,21 @@ struct Ids<'a> {
 }
 
 fn index_pointer(v: Version) -> &'static str {
-    if v.has_recurrence_object() { "/payload/recurrence/occurrence_index" } else { "/payload/occurrence_index" }
+    if v.has_recurrence_object() {
+        "/payload/recurrence/occurrence_index"
+    } else {
+        "/payload/occurrence_index"
+    }
 }
 
 /// The next occurrence's `task.created`, in the newest layout.
-fn task_created(event: &TaskEvent, spec: &RecurrenceSpec, res: &Resolved, ids: &Ids, due: &str) -> Map<String, Value> {
+fn task_created(
+    event: &TaskEvent,
+    spec: &RecurrenceSpec,
+    res: &Resolved,
+    ids: &Ids,
+    due: &str,
+) -> Map<String, Value> {
     let mut payload = Map::new();
     if let Some(title) = &event.payload.title {
         payload.insert("title".into(), title.as_str().into());
@@ -98,7 +140,10 @@ fn task_created(event: &TaskEvent, spec: &RecurrenceSpec, res: &Resolved, ids: &
     if let Some((raw, _)) = &spec.pattern {
         payload.insert("recurring_pattern".into(), raw.as_str().into());
     }
-    payload.insert("recurrence".into(), Value::Object(recurrence(spec, res, ids)));
+    payload.insert(
+        "recurrence".into(),
+        Value::Object(recurrence(spec, res, ids)),
+    );
     if let Some((raw, _)) = &event.payload.remind_before {
         payload.insert("remind_before".into(), raw.as_str().into());
     }
@@ -130,7 +175,10 @@ fn recurrence(spec: &RecurrenceSpec, res: &Resolved, ids: &Ids) -> Map<String, V
     };
     r.insert("missed".into(), missed.into());
     // A rule with its own SKIP decides overflow itself; stating it too is a contradiction.
-    let rule_skips = spec.rrule.as_deref().is_some_and(|r| rule_parts(r).iter().any(|(n, _)| n == "SKIP"));
+    let rule_skips = spec
+        .rrule
+        .as_deref()
+        .is_some_and(|r| rule_parts(r).iter().any(|(n, _)| n == "SKIP"));
     if !rule_skips {
         let overflow = match res.series.month_overflow {
             MonthOverflow::Clamp => "clamp",
@@ -149,7 +197,12 @@ fn recurrence(spec: &RecurrenceSpec, res: &Resolved, ids: &Ids) -> Map<String, V
     r
 }
 
-fn reminder_scheduled(event: &TaskEvent, ids: &Ids, due: &str, remind_at: &str) -> Map<String, Value> {
+fn reminder_scheduled(
+    event: &TaskEvent,
+    ids: &Ids,
+    due: &str,
+    remind_at: &str,
+) -> Map<String, Value> {
     let mut payload = Map::new();
     if let Some(title) = &event.payload.title {
         payload.insert("title".into(), title.as_str().into());
@@ -160,9 +213,17 @@ fn reminder_scheduled(event: &TaskEvent, ids: &Ids, due: &str, remind_at: &str) 
 }
 
 /// The event envelope, in the seed's key order, in the newest version.
-fn envelope(event: &TaskEvent, event_type: &str, ids: &Ids, payload: Map<String, Value>) -> Map<String, Value> {
+fn envelope(
+    event: &TaskEvent,
+    event_type: &str,
+    ids: &Ids,
+    payload: Map<String, Value>,
+) -> Map<String, Value> {
     let mut e = Map::new();
-    e.insert("event_id".into(), ids::event_id(event_type, ids.series_id, ids.index).into());
+    e.insert(
+        "event_id".into(),
+        ids::event_id(event_type, ids.series_id, ids.index).into(),
+    );
     e.insert("event_type".into(), event_type.into());
     e.insert("event_version".into(), Version::LATEST.as_str().into());
     e.insert("task_id".into(), ids.task_id.into());
@@ -173,13 +234,27 @@ fn envelope(event: &TaskEvent, event_type: &str, ids: &Ids, payload: Map<String,
 }
 
 /// `data` migrated to the input's version and wrapped for the host.
-fn emit(event: &TaskEvent, topic: &str, kind: &str, ids: &Ids, data: Map<String, Value>) -> Result<Emit, Vec<Problem>> {
-    let id = data.get("event_id").and_then(Value::as_str).unwrap_or_default().to_string();
+fn emit(
+    event: &TaskEvent,
+    topic: &str,
+    kind: &str,
+    ids: &Ids,
+    data: Map<String, Value>,
+) -> Result<Emit, Vec<Problem>> {
+    let id = data
+        .get("event_id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     // Cannot fail for an event built from a valid input of that version; if it ever did, the
     // problems say exactly which field, instead of a panic.
     let data = migrate::convert(data, Version::LATEST, event.version).map_err(|ps| {
         ps.into_iter()
-            .map(|p| Problem { code: codes::INTERNAL.into(), message: format!("emitted {kind} for occurrence {}: {}", ids.index, p.message), pointer: p.pointer })
+            .map(|p| Problem {
+                code: codes::INTERNAL.into(),
+                message: format!("emitted {kind} for occurrence {}: {}", ids.index, p.message),
+                pointer: p.pointer,
+            })
             .collect::<Vec<_>>()
     })?;
     Ok(Emit {
@@ -198,7 +273,10 @@ fn remind_at(clock: Clock, due: NaiveDateTime, lead: Lead, form: DateForm) -> Op
     match clock.instant(days) {
         Some(t) => {
             let at = clock.in_clock(t.checked_sub_signed(exact)?);
-            Some(format_instant(at, matches!(form, DateForm::Instant { zulu: true })))
+            Some(format_instant(
+                at,
+                matches!(form, DateForm::Instant { zulu: true }),
+            ))
         }
         None => Some(format_local(days.checked_sub_signed(exact)?)),
     }

@@ -1,13 +1,12 @@
 //! Handler cases: each shorthand in 1.0, RRULEs with zones in 1.1, string ids in 2.0, ends,
-//! reminders, determinism.
+//! anchors, reminders. Outcomes and determinism: `tests_outcomes`.
 
 use serde_json::{Value, json};
 
 use super::*;
 use crate::model::Emit;
-use crate::schema::codes;
 
-fn delivery(event: &Value) -> Delivery {
+pub(super) fn delivery(event: &Value) -> Delivery {
     Delivery {
         id: "ce-1".into(),
         pubsub: "kafka-pubsub".into(),
@@ -20,13 +19,13 @@ fn delivery(event: &Value) -> Delivery {
 }
 
 /// A task.completed in `version` with `payload`.
-fn completed(version: &str, task_id: Value, payload: Value) -> Value {
+pub(super) fn completed(version: &str, task_id: Value, payload: Value) -> Value {
     json!({"event_id": "evt-1", "event_type": "task.completed", "event_version": version,
            "task_id": task_id, "user_id": "user-456", "timestamp": "2025-12-29T10:00:00Z",
            "payload": payload})
 }
 
-fn emits(event: &Value) -> Vec<Emit> {
+pub(super) fn emits(event: &Value) -> Vec<Emit> {
     match handle(&delivery(event)) {
         Outcome::Done { dedupe_key, emits } => {
             assert_eq!(dedupe_key, event["event_id"].as_str().unwrap());
@@ -36,20 +35,23 @@ fn emits(event: &Value) -> Vec<Emit> {
     }
 }
 
-fn data(e: &Emit) -> Value {
+pub(super) fn data(e: &Emit) -> Value {
     serde_json::from_str(&e.data).unwrap()
 }
 
 /// The next due date of a completion (the one task.created), and that event.
-fn next(event: &Value) -> (String, Value) {
+pub(super) fn next(event: &Value) -> (String, Value) {
     let out = emits(event);
     assert_eq!(out.len(), 1, "{out:?}");
     let created = data(&out[0]);
-    (created["payload"]["due_date"].as_str().unwrap().to_string(), created)
+    (
+        created["payload"]["due_date"].as_str().unwrap().to_string(),
+        created,
+    )
 }
 
 /// The emitted task.created, completed at `completed_at`, as the next input.
-fn complete_again(created: &Value, completed_at: &str) -> Value {
+pub(super) fn complete_again(created: &Value, completed_at: &str) -> Value {
     let mut e = created.clone();
     e["event_type"] = json!("task.completed");
     e["event_id"] = json!(format!("done-{}", e["event_id"].as_str().unwrap()));
@@ -60,12 +62,19 @@ fn complete_again(created: &Value, completed_at: &str) -> Value {
 
 #[test]
 fn daily_1_0_exact_output() {
-    let event = completed("1.0", json!(123), json!({"title": "Water the plants", "due_date": "2025-12-29T09:00:00Z",
-        "completed_at": "2025-12-29T10:00:00Z", "recurring_pattern": "DAILY"}));
+    let event = completed(
+        "1.0",
+        json!(123),
+        json!({"title": "Water the plants", "due_date": "2025-12-29T09:00:00Z",
+        "completed_at": "2025-12-29T10:00:00Z", "recurring_pattern": "DAILY"}),
+    );
     let out = emits(&event);
     assert_eq!(out.len(), 1);
     let e = &out[0];
-    assert_eq!((e.topic.as_str(), e.key.as_str(), e.kind.as_str()), ("task-events", "user-456", "task.created"));
+    assert_eq!(
+        (e.topic.as_str(), e.key.as_str(), e.kind.as_str()),
+        ("task-events", "user-456", "task.created")
+    );
     let series = ids::series_id("user-456", "123");
     let task = ids::integer_id(ids::task_uuid(&series, 2));
     assert_eq!(e.id, ids::event_id("task.created", &series, 2));
@@ -81,32 +90,54 @@ fn daily_1_0_exact_output() {
 
 #[test]
 fn weekly_monthly_yearly_1_0() {
-    let shorthand = |pattern: &str, due: &str| completed("1.0", json!(7), json!({"due_date": due, "recurring_pattern": pattern}));
+    let shorthand = |pattern: &str, due: &str| {
+        completed(
+            "1.0",
+            json!(7),
+            json!({"due_date": due, "recurring_pattern": pattern}),
+        )
+    };
     // 2025-12-29 is a Monday; completed the same morning.
     assert_eq!(next(&shorthand("WEEKLY", "2025-12-29")).0, "2026-01-05");
     // Month ends clamp, anchored on the series start: Jan 31 -> Feb 28 -> Mar 31.
-    let (due, created) = next(&set_ts(shorthand("MONTHLY", "2025-01-31"), "2025-01-31T12:00:00Z"));
+    let (due, created) = next(&set_ts(
+        shorthand("MONTHLY", "2025-01-31"),
+        "2025-01-31T12:00:00Z",
+    ));
     assert_eq!(due, "2025-02-28");
     assert_eq!(created["payload"]["dtstart"], "2025-01-31");
-    assert_eq!(next(&complete_again(&created, "2025-02-28T12:00:00Z")).0, "2025-03-31");
+    assert_eq!(
+        next(&complete_again(&created, "2025-02-28T12:00:00Z")).0,
+        "2025-03-31"
+    );
     // Feb 29 yearly: Feb 28 in common years, Feb 29 again in leap years.
-    let (due, created) = next(&set_ts(shorthand("YEARLY", "2024-02-29"), "2024-02-29T12:00:00Z"));
+    let (due, created) = next(&set_ts(
+        shorthand("YEARLY", "2024-02-29"),
+        "2024-02-29T12:00:00Z",
+    ));
     assert_eq!(due, "2025-02-28");
     let (due, created) = next(&complete_again(&created, "2025-02-28T12:00:00Z"));
     assert_eq!(due, "2026-02-28");
     let (due, created) = next(&complete_again(&created, "2026-02-28T12:00:00Z"));
     assert_eq!(due, "2027-02-28");
-    assert_eq!(next(&complete_again(&created, "2027-02-28T12:00:00Z")).0, "2028-02-29");
+    assert_eq!(
+        next(&complete_again(&created, "2027-02-28T12:00:00Z")).0,
+        "2028-02-29"
+    );
 }
 
-fn set_ts(mut e: Value, ts: &str) -> Value {
+pub(super) fn set_ts(mut e: Value, ts: &str) -> Value {
     e["timestamp"] = json!(ts);
     e
 }
 
 #[test]
 fn seed_event_without_due_date_recurs_from_completion() {
-    let seed = completed("1.0", json!(123), json!({"recurring_pattern": "DAILY", "completed_at": "2025-12-29T10:00:00Z"}));
+    let seed = completed(
+        "1.0",
+        json!(123),
+        json!({"recurring_pattern": "DAILY", "completed_at": "2025-12-29T10:00:00Z"}),
+    );
     let (due, created) = next(&seed);
     assert_eq!(due, "2025-12-30T10:00:00Z");
     assert_eq!(created["payload"]["dtstart"], "2025-12-29T10:00:00Z");
@@ -116,7 +147,11 @@ fn seed_event_without_due_date_recurs_from_completion() {
 fn rrule_1_1_last_friday_in_london_across_dst() {
     let rec = json!({"rrule": "FREQ=MONTHLY;BYDAY=-1FR", "tzid": "Europe/London"});
     // Local due date: stays local. 2025-01-31 is the last Friday of January.
-    let local = completed("1.1", json!(501), json!({"due_date": "2025-01-31T17:00:00", "completed_at": "2025-01-31T17:05:00Z", "recurrence": rec}));
+    let local = completed(
+        "1.1",
+        json!(501),
+        json!({"due_date": "2025-01-31T17:00:00", "completed_at": "2025-01-31T17:05:00Z", "recurrence": rec}),
+    );
     let (due, created) = next(&local);
     assert_eq!(due, "2025-02-28T17:00:00");
     let r = &created["payload"]["recurrence"];
@@ -130,15 +165,27 @@ fn rrule_1_1_last_friday_in_london_across_dst() {
     assert_eq!(created["event_version"], "1.1");
     assert!(created["task_id"].is_u64());
     // Instant due date: 17:00 GMT on Mar 28; the next last Friday is in BST, 17:00 = 16:00Z.
-    let zulu = completed("1.1", json!(501), json!({"due_date": "2025-03-28T17:00:00Z", "completed_at": "2025-03-28T17:05:00Z", "recurrence": rec}));
+    let zulu = completed(
+        "1.1",
+        json!(501),
+        json!({"due_date": "2025-03-28T17:00:00Z", "completed_at": "2025-03-28T17:05:00Z", "recurrence": rec}),
+    );
     assert_eq!(next(&zulu).0, "2025-04-25T16:00:00Z");
-    let offset = completed("1.1", json!(501), json!({"due_date": "2025-03-28T17:00:00+00:00", "completed_at": "2025-03-28T17:05:00Z", "recurrence": rec}));
+    let offset = completed(
+        "1.1",
+        json!(501),
+        json!({"due_date": "2025-03-28T17:00:00+00:00", "completed_at": "2025-03-28T17:05:00Z", "recurrence": rec}),
+    );
     assert_eq!(next(&offset).0, "2025-04-25T17:00:00+01:00");
 }
 
 #[test]
 fn string_ids_2_0() {
-    let event = completed("2.0", json!("task-abc"), json!({"due_date": "2025-12-29", "recurrence": {"rrule": "FREQ=DAILY;INTERVAL=2"}}));
+    let event = completed(
+        "2.0",
+        json!("task-abc"),
+        json!({"due_date": "2025-12-29", "recurrence": {"rrule": "FREQ=DAILY;INTERVAL=2"}}),
+    );
     let (due, created) = next(&event);
     assert_eq!(due, "2025-12-31");
     let series = ids::series_id("user-456", "task-abc");
@@ -149,14 +196,32 @@ fn string_ids_2_0() {
 
 #[test]
 fn count_and_until_end_the_series() {
-    let with = |rec: Value| completed("1.1", json!(9), json!({"due_date": "2025-12-29", "recurring_pattern": "DAILY", "recurrence": rec}));
-    assert_eq!(emits(&with(json!({"count": 3, "occurrence_index": 2}))).len(), 1);
-    assert_eq!(emits(&with(json!({"count": 3, "occurrence_index": 3}))), vec![]);
+    let with = |rec: Value| {
+        completed(
+            "1.1",
+            json!(9),
+            json!({"due_date": "2025-12-29", "recurring_pattern": "DAILY", "recurrence": rec}),
+        )
+    };
+    assert_eq!(
+        emits(&with(json!({"count": 3, "occurrence_index": 2}))).len(),
+        1
+    );
+    assert_eq!(
+        emits(&with(json!({"count": 3, "occurrence_index": 3}))),
+        vec![]
+    );
     assert_eq!(emits(&with(json!({"until": "2025-12-30"}))).len(), 1);
     assert_eq!(emits(&with(json!({"until": "2025-12-29"}))), vec![]);
     // A COUNT inside the rule ends it too (the RFC counts it from the series start).
-    let rule = |dtstart: &str| completed("1.1", json!(9), json!({"due_date": "2025-12-29",
-        "recurrence": {"rrule": "FREQ=DAILY;COUNT=2", "dtstart": dtstart, "occurrence_index": 2}}));
+    let rule = |dtstart: &str| {
+        completed(
+            "1.1",
+            json!(9),
+            json!({"due_date": "2025-12-29",
+        "recurrence": {"rrule": "FREQ=DAILY;COUNT=2", "dtstart": dtstart, "occurrence_index": 2}}),
+        )
+    };
     assert_eq!(emits(&rule("2025-12-28")), vec![]);
     assert_eq!(next(&rule("2025-12-29")).0, "2025-12-30");
 }
@@ -165,25 +230,52 @@ fn count_and_until_end_the_series() {
 fn anchor_and_missed() {
     // Due Dec 29, completed three days late on Jan 1 at 15:00.
     let with = |rec: Value| {
-        let e = completed("1.1", json!(9), json!({"due_date": "2025-12-29T09:00:00", "completed_at": "2026-01-01T15:00:00Z", "recurring_pattern": "DAILY", "recurrence": rec}));
+        let e = completed(
+            "1.1",
+            json!(9),
+            json!({"due_date": "2025-12-29T09:00:00", "completed_at": "2026-01-01T15:00:00Z", "recurring_pattern": "DAILY", "recurrence": rec}),
+        );
         next(&e).0
     };
-    assert_eq!(with(json!({})), "2026-01-02T09:00:00", "skip: never born overdue");
+    assert_eq!(
+        with(json!({})),
+        "2026-01-02T09:00:00",
+        "skip: never born overdue"
+    );
     assert_eq!(with(json!({"missed": "catch_up"})), "2025-12-30T09:00:00");
     assert_eq!(with(json!({"anchor": "completion"})), "2026-01-02T09:00:00");
-    let weekly = completed("1.1", json!(9), json!({"due_date": "2025-12-29T09:00:00", "completed_at": "2026-01-01T15:00:00Z", "recurring_pattern": "WEEKLY", "recurrence": {"anchor": "completion"}}));
-    assert_eq!(next(&weekly).0, "2026-01-08T09:00:00", "a week after the completion day");
+    let weekly = completed(
+        "1.1",
+        json!(9),
+        json!({"due_date": "2025-12-29T09:00:00", "completed_at": "2026-01-01T15:00:00Z", "recurring_pattern": "WEEKLY", "recurrence": {"anchor": "completion"}}),
+    );
+    assert_eq!(
+        next(&weekly).0,
+        "2026-01-08T09:00:00",
+        "a week after the completion day"
+    );
 }
 
 #[test]
 fn remind_before_emits_a_reminder() {
-    let event = completed("1.1", json!(77), json!({"title": "Standup", "due_date": "2025-03-29T09:00:00", "remind_before": "P1DT15M",
-        "recurring_pattern": "DAILY", "recurrence": {"tzid": "Europe/London"}, "completed_at": "2025-03-29T09:30:00Z"}));
+    let event = completed(
+        "1.1",
+        json!(77),
+        json!({"title": "Standup", "due_date": "2025-03-29T09:00:00", "remind_before": "P1DT15M",
+        "recurring_pattern": "DAILY", "recurrence": {"tzid": "Europe/London"}, "completed_at": "2025-03-29T09:30:00Z"}),
+    );
     let out = emits(&event);
     assert_eq!(out.len(), 2);
     let created = data(&out[0]);
     let reminder = data(&out[1]);
-    assert_eq!((out[1].topic.as_str(), out[1].key.as_str(), out[1].kind.as_str()), ("reminders", "user-456", "reminder.scheduled"));
+    assert_eq!(
+        (
+            out[1].topic.as_str(),
+            out[1].key.as_str(),
+            out[1].kind.as_str()
+        ),
+        ("reminders", "user-456", "reminder.scheduled")
+    );
     assert_eq!(created["payload"]["due_date"], "2025-03-30T09:00:00");
     assert_eq!(created["payload"]["remind_before"], "P1DT15M");
     // Due 09:00 BST on Mar 30; one nominal day back is 09:00 GMT on Mar 29, minus 15 min.
@@ -197,64 +289,13 @@ fn remind_before_emits_a_reminder() {
     assert_eq!(reminder["task_id"], created["task_id"]);
     assert_ne!(out[0].id, out[1].id);
     // Floating series: the reminder is local wall clock too.
-    let floating = completed("1.0", json!(1), json!({"due_date": "2025-12-29", "recurring_pattern": "DAILY", "remind_before": "PT15M"}));
-    assert_eq!(data(&emits(&floating)[1])["payload"]["remind_at"], "2025-12-29T23:45:00");
-}
-
-#[test]
-fn duplicates_are_byte_identical() {
-    let event = completed("1.1", json!(501), json!({"due_date": "2025-01-31T17:00:00", "remind_before": "PT15M",
-        "recurrence": {"rrule": "FREQ=MONTHLY;BYDAY=-1FR", "tzid": "Europe/London"}}));
-    let first = handle(&delivery(&event));
-    assert_eq!(handle(&delivery(&event)), first);
-    // A redelivery (new CloudEvent id, later attempt) changes nothing either.
-    let mut again = delivery(&event);
-    again.id = "ce-2".into();
-    again.attempt = 3;
-    assert_eq!(handle(&again), first);
-    // A second completion event for the same occurrence names the same new task and events.
-    let other = set_ts(json!(event.clone()), "2025-12-29T11:00:00Z");
-    let other = { let mut o = other; o["event_id"] = json!("evt-2"); o };
-    let (Outcome::Done { emits: a, .. }, Outcome::Done { emits: b, .. }) = (first, handle(&delivery(&other))) else { panic!() };
-    assert_eq!(a.iter().map(|e| &e.id).collect::<Vec<_>>(), b.iter().map(|e| &e.id).collect::<Vec<_>>());
-    assert_eq!(data(&a[0])["task_id"], data(&b[0])["task_id"]);
-}
-
-#[test]
-fn emitted_events_validate_and_come_back_quietly() {
-    let event = completed("1.0", json!(1), json!({"due_date": "2025-12-29", "recurring_pattern": "DAILY", "remind_before": "PT15M"}));
-    for e in emits(&event) {
-        assert_eq!(crate::schema::validate(&e.data), Ok(()), "{}", e.data);
-        let back = Delivery { data: e.data.clone(), ..delivery(&event) };
-        assert!(matches!(handle(&back), Outcome::Done { emits, .. } if emits.is_empty()), "{}", e.kind);
-    }
-}
-
-#[test]
-fn other_events_are_done_without_emits() {
-    let plain = completed("1.0", json!(1), json!({"completed_at": "2025-12-29T10:00:00Z"}));
-    assert_eq!(emits(&plain), vec![]);
-    for kind in ["task.created", "task.updated", "task.deleted", "reminder.due"] {
-        let mut e = completed("1.0", json!(1), json!({"recurring_pattern": "DAILY"}));
-        e["event_type"] = json!(kind);
-        assert_eq!(emits(&e), vec![], "{kind}");
-    }
-}
-
-#[test]
-fn invalid_deliveries_are_rejected_with_every_problem() {
-    let not_json = Delivery { data: "{oops".into(), ..delivery(&json!({})) };
-    assert!(matches!(handle(&not_json), Outcome::Reject(ps) if ps.len() == 1 && ps[0].code == codes::NOT_JSON));
-    let bad = completed("1.0", json!("123"), json!({"recurring_pattern": "EVERY_SO_OFTEN"}));
-    let bad = { let mut b = bad; b["user_id"] = json!(""); b };
-    let Outcome::Reject(ps) = handle(&delivery(&bad)) else { panic!("must reject") };
-    let got: Vec<(&str, Option<&str>)> = ps.iter().map(|p| (p.code.as_str(), p.pointer.as_deref())).collect();
+    let floating = completed(
+        "1.0",
+        json!(1),
+        json!({"due_date": "2025-12-29", "recurring_pattern": "DAILY", "remind_before": "PT15M"}),
+    );
     assert_eq!(
-        got,
-        [
-            (codes::WRONG_TYPE, Some("/task_id")),
-            (codes::EMPTY_USER_ID, Some("/user_id")),
-            ("invalid-recurring-pattern", Some("/payload/recurring_pattern")),
-        ]
+        data(&emits(&floating)[1])["payload"]["remind_at"],
+        "2025-12-29T23:45:00"
     );
 }

@@ -15,17 +15,32 @@ fn arb_json() -> impl Strategy<Value = Value> {
         any::<bool>().prop_map(Value::from),
         any::<i64>().prop_map(Value::from),
         any::<u64>().prop_map(Value::from),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
         "\\PC{0,12}".prop_map(Value::from),
         // Strings the schema gives meaning to, so mutations hit real code paths.
         prop_oneof![
-            Just("2025-01-31"), Just("2025-01-31T09:00:00"), Just("2025-01-31T09:00:00+05:30"),
-            Just("FREQ=MONTHLY;BYDAY=-1FR"), Just("FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30"),
-            Just("FREQ=DAILY;UNTIL=20250101T000000Z"), Just("DAILY"), Just("Europe/London"),
-            Just("P1D"), Just("PT15M"), Just("clamp"), Just("completion"), Just("catch_up"),
-            Just("1.0"), Just("2.0"), Just("task.completed"), Just("9999-12-31T23:59:59Z"),
+            Just("2025-01-31"),
+            Just("2025-01-31T09:00:00"),
+            Just("2025-01-31T09:00:00+05:30"),
+            Just("FREQ=MONTHLY;BYDAY=-1FR"),
+            Just("FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30"),
+            Just("FREQ=DAILY;UNTIL=20250101T000000Z"),
+            Just("DAILY"),
+            Just("Europe/London"),
+            Just("P1D"),
+            Just("PT15M"),
+            Just("clamp"),
+            Just("completion"),
+            Just("catch_up"),
+            Just("1.0"),
+            Just("2.0"),
+            Just("task.completed"),
+            Just("9999-12-31T23:59:59Z"),
             Just("0001-01-01"),
-        ].prop_map(Value::from),
+        ]
+        .prop_map(Value::from),
     ];
     leaf.prop_recursive(4, 32, 6, |inner| {
         prop_oneof![
@@ -38,10 +53,22 @@ fn arb_json() -> impl Strategy<Value = Value> {
 
 /// Pointers into [`valid`] whose values the mutation test replaces.
 const POINTERS: [&str; 16] = [
-    "/event_id", "/event_type", "/event_version", "/task_id", "/user_id", "/timestamp", "/payload",
-    "/payload/due_date", "/payload/remind_before", "/payload/recurring_pattern", "/payload/recurrence",
-    "/payload/recurrence/rrule", "/payload/recurrence/tzid", "/payload/recurrence/until",
-    "/payload/recurrence/dtstart", "/payload/recurrence/occurrence_index",
+    "/event_id",
+    "/event_type",
+    "/event_version",
+    "/task_id",
+    "/user_id",
+    "/timestamp",
+    "/payload",
+    "/payload/due_date",
+    "/payload/remind_before",
+    "/payload/recurring_pattern",
+    "/payload/recurrence",
+    "/payload/recurrence/rrule",
+    "/payload/recurrence/tzid",
+    "/payload/recurrence/until",
+    "/payload/recurrence/dtstart",
+    "/payload/recurrence/occurrence_index",
 ];
 
 fn valid(version: &str) -> Value {
@@ -61,8 +88,13 @@ fn exercise(text: &str) {
         }
     }
     let d = Delivery {
-        id: "i".into(), pubsub: "p".into(), topic: "t".into(), kind: "k".into(), source: "s".into(),
-        data: text.to_string(), attempt: 1,
+        id: "i".into(),
+        pubsub: "p".into(),
+        topic: "t".into(),
+        kind: "k".into(),
+        source: "s".into(),
+        data: text.to_string(),
+        attempt: 1,
     };
     let first = handle(&d);
     assert_eq!(handle(&d), first, "deterministic");

@@ -125,7 +125,11 @@ fn etc_zone(off: FixedOffset) -> Option<String> {
         return None;
     }
     // POSIX-style names invert the sign: Etc/GMT-2 is two hours *ahead* of UTC.
-    Some(if hours > 0 { format!("Etc/GMT-{hours}") } else { format!("Etc/GMT+{}", -hours) })
+    Some(if hours > 0 {
+        format!("Etc/GMT-{hours}")
+    } else {
+        format!("Etc/GMT+{}", -hours)
+    })
 }
 
 fn named_instant(tz: Tz, wall: NaiveDateTime) -> DateTime<FixedOffset> {
@@ -153,7 +157,9 @@ mod tests {
         for hours in -12..=14 {
             let off = FixedOffset::east_opt(hours * 3600).unwrap();
             let name = etc_zone(off).unwrap();
-            let tz: Tz = name.parse().unwrap_or_else(|_| panic!("{name} is not a zone"));
+            let tz: Tz = name
+                .parse()
+                .unwrap_or_else(|_| panic!("{name} is not a zone"));
             let t = tz.from_utc_datetime(&parse_local("2025-06-01T00:00:00").unwrap());
             assert_eq!(t.offset().fix(), off, "{name}");
         }
@@ -164,8 +170,14 @@ mod tests {
     fn gap_uses_offset_before_gap() {
         let ny = Clock::Named("America/New_York".parse().unwrap());
         let wall = parse_local("2025-03-09T02:30:00").unwrap();
-        assert_eq!(ny.format(wall, DateForm::Instant { zulu: true }), "2025-03-09T07:30:00Z");
+        assert_eq!(
+            ny.format(wall, DateForm::Instant { zulu: true }),
+            "2025-03-09T07:30:00Z"
+        );
         let fold = parse_local("2025-11-02T01:30:00").unwrap();
-        assert_eq!(ny.format(fold, DateForm::Instant { zulu: false }), "2025-11-02T01:30:00-04:00");
+        assert_eq!(
+            ny.format(fold, DateForm::Instant { zulu: false }),
+            "2025-11-02T01:30:00-04:00"
+        );
     }
 }

@@ -39,6 +39,9 @@ pub const LOSSY_MIGRATION: &str = "lossy-migration";
 pub const INVALID_RRULE: &str = "invalid-rrule";
 /// The RRULE uses a valid RFC feature the engine does not implement (engine code).
 pub const UNSUPPORTED_RRULE: &str = "unsupported-rrule";
+/// `recurring_pattern` is not DAILY/WEEKLY/MONTHLY/YEARLY, or its `interval` is out of range
+/// (reported by `series::expand_shorthand`, which owns the shorthand).
+pub const INVALID_RECURRING_PATTERN: &str = "invalid-recurring-pattern";
 /// A handled event produced something its own version cannot carry (a plugin bug, reported
 /// rather than panicking).
 pub const INTERNAL: &str = "internal-error";

@@ -21,9 +21,15 @@ pub struct Lead {
 
 /// Parses a duration; the error is a sentence for the problem message.
 pub fn parse(s: &str) -> Result<Lead, String> {
-    let rest = s.strip_prefix('P').ok_or("must start with 'P' (e.g. PT15M, P1D)")?;
+    let rest = s
+        .strip_prefix('P')
+        .ok_or("must start with 'P' (e.g. PT15M, P1D)")?;
     let (date_part, time_part) = match rest.split_once('T') {
-        Some((d, "")) => return Err(format!("'T' in '{d}T' must be followed by hours, minutes or seconds")),
+        Some((d, "")) => {
+            return Err(format!(
+                "'T' in '{d}T' must be followed by hours, minutes or seconds"
+            ));
+        }
         Some((d, t)) => (d, Some(t)),
         None => (rest, None),
     };
@@ -35,7 +41,10 @@ pub fn parse(s: &str) -> Result<Lead, String> {
     if date.is_empty() && time.is_empty() {
         return Err("has no components (e.g. PT15M, P1D)".into());
     }
-    let mut lead = Lead { days: 0, seconds: 0 };
+    let mut lead = Lead {
+        days: 0,
+        seconds: 0,
+    };
     for (n, unit) in date {
         lead.days += n * if unit == 'W' { 7 } else { 1 };
     }
@@ -67,13 +76,22 @@ fn components(s: &str, allowed: &[char]) -> Result<Vec<(i64, char)>, String> {
             continue;
         }
         if c == 'Y' || (c == 'M' && allowed.contains(&'W')) {
-            return Err("uses years or months, which have no fixed length (use days or weeks)".into());
+            return Err(
+                "uses years or months, which have no fixed length (use days or weeks)".into(),
+            );
         }
-        let pos = allowed[next_allowed..].iter().position(|u| *u == c).map(|p| p + next_allowed);
+        let pos = allowed[next_allowed..]
+            .iter()
+            .position(|u| *u == c)
+            .map(|p| p + next_allowed);
         let Some(pos) = pos else {
-            return Err(format!("has '{c}' where one of {allowed:?} (in that order) was expected"));
+            return Err(format!(
+                "has '{c}' where one of {allowed:?} (in that order) was expected"
+            ));
         };
-        let n: i64 = digits.parse().map_err(|_| format!("has no number before '{c}'"))?;
+        let n: i64 = digits
+            .parse()
+            .map_err(|_| format!("has no number before '{c}'"))?;
         digits.clear();
         out.push((n, c));
         next_allowed = pos + 1;
@@ -90,18 +108,65 @@ mod tests {
 
     #[test]
     fn accepts_rfc5545_durations() {
-        assert_eq!(parse("PT15M"), Ok(Lead { days: 0, seconds: 900 }));
-        assert_eq!(parse("P1D"), Ok(Lead { days: 1, seconds: 0 }));
-        assert_eq!(parse("P2W"), Ok(Lead { days: 14, seconds: 0 }));
-        assert_eq!(parse("P1DT1H30M5S"), Ok(Lead { days: 1, seconds: 5405 }));
-        assert_eq!(parse("PT0S"), Ok(Lead { days: 0, seconds: 0 }));
+        assert_eq!(
+            parse("PT15M"),
+            Ok(Lead {
+                days: 0,
+                seconds: 900
+            })
+        );
+        assert_eq!(
+            parse("P1D"),
+            Ok(Lead {
+                days: 1,
+                seconds: 0
+            })
+        );
+        assert_eq!(
+            parse("P2W"),
+            Ok(Lead {
+                days: 14,
+                seconds: 0
+            })
+        );
+        assert_eq!(
+            parse("P1DT1H30M5S"),
+            Ok(Lead {
+                days: 1,
+                seconds: 5405
+            })
+        );
+        assert_eq!(
+            parse("PT0S"),
+            Ok(Lead {
+                days: 0,
+                seconds: 0
+            })
+        );
     }
 
     #[test]
     fn refuses_everything_else() {
         for s in [
-            "", "P", "PT", "15M", "pt15m", "-PT15M", "P1Y", "P1M", "PT1.5H", "PT15", "P1DT", "PT1M1H",
-            "P1D1W", "PT1H1H", "P9999999999D", "P4000D", "P1W2", "PTM", "P1DT15M ",
+            "",
+            "P",
+            "PT",
+            "15M",
+            "pt15m",
+            "-PT15M",
+            "P1Y",
+            "P1M",
+            "PT1.5H",
+            "PT15",
+            "P1DT",
+            "PT1M1H",
+            "P1D1W",
+            "PT1H1H",
+            "P9999999999D",
+            "P4000D",
+            "P1W2",
+            "PTM",
+            "P1DT15M ",
         ] {
             assert!(parse(s).is_err(), "{s:?}");
         }

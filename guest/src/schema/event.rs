@@ -103,7 +103,10 @@ pub struct TaskEvent {
 impl TaskEvent {
     /// When the task was completed: `payload.completed_at`, else the event's `timestamp`.
     pub fn completion(&self) -> &Stamp {
-        self.payload.completed_at.as_ref().unwrap_or(&self.timestamp)
+        self.payload
+            .completed_at
+            .as_ref()
+            .unwrap_or(&self.timestamp)
     }
 }
 
@@ -112,14 +115,25 @@ pub fn parse(text: &str) -> Result<TaskEvent, Vec<Problem>> {
     let value: Value = serde_json::from_str(text).map_err(|e| {
         // Category and position only: the parser's wording may change between versions, and
         // problem messages are compared byte for byte by golden cases.
-        let what = if e.is_eof() { "unexpected end" } else { "syntax error" };
-        let msg = format!("the event is not JSON ({what} at line {}, column {})", e.line(), e.column());
+        let what = if e.is_eof() {
+            "unexpected end"
+        } else {
+            "syntax error"
+        };
+        let msg = format!(
+            "the event is not JSON ({what} at line {}, column {})",
+            e.line(),
+            e.column()
+        );
         vec![Problem::new(codes::NOT_JSON, msg)]
     })?;
     match value {
         Value::Object(map) => parse_map(map),
         other => {
-            let msg = format!("the event must be a JSON object, not {}", super::fields::type_name(&other));
+            let msg = format!(
+                "the event must be a JSON object, not {}",
+                super::fields::type_name(&other)
+            );
             Err(vec![Problem::at(codes::NOT_AN_OBJECT, "", msg)])
         }
     }
@@ -131,20 +145,31 @@ pub fn parse_map(map: Map<String, Value>) -> Result<TaskEvent, Vec<Problem>> {
     let root = Obj::new(&map, "");
     let event_id = p.req_str(root, "event_id").map(str::to_string);
     if event_id.as_deref() == Some("") {
-        p.push(codes::EMPTY_FIELD, "/event_id", "event_id must not be empty");
+        p.push(
+            codes::EMPTY_FIELD,
+            "/event_id",
+            "event_id must not be empty",
+        );
     }
     let event_type = p.req_str(root, "event_type").and_then(|s| {
         let t = EventType::parse(s);
         if t.is_none() {
             let known: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
-            p.push(codes::UNKNOWN_EVENT_TYPE, "/event_type", format!("'{s}' is not one of {known:?}"));
+            p.push(
+                codes::UNKNOWN_EVENT_TYPE,
+                "/event_type",
+                format!("'{s}' is not one of {known:?}"),
+            );
         }
         t
     });
     let version = p.req_str(root, "event_version").and_then(|s| {
         let v = Version::parse(s);
         if v.is_none() {
-            let msg = format!("event_version '{s}' is not one of {:?}", Version::ALL.map(Version::as_str));
+            let msg = format!(
+                "event_version '{s}' is not one of {:?}",
+                Version::ALL.map(Version::as_str)
+            );
             p.push(codes::UNSUPPORTED_VERSION, "/event_version", msg);
         }
         v
@@ -152,7 +177,11 @@ pub fn parse_map(map: Map<String, Value>) -> Result<TaskEvent, Vec<Problem>> {
     let task_id = read_task_id(root, "task_id", version, true, &mut p);
     let user_id = p.req_str(root, "user_id").map(str::to_string);
     if user_id.as_deref() == Some("") {
-        p.push(codes::EMPTY_USER_ID, "/user_id", "user_id must not be empty: it partitions and isolates users");
+        p.push(
+            codes::EMPTY_USER_ID,
+            "/user_id",
+            "user_id must not be empty: it partitions and isolates users",
+        );
     }
     let timestamp = read_stamp(root, "timestamp", true, &mut p);
     let payload_map = if root.get("payload").is_none() {
@@ -165,48 +194,102 @@ pub fn parse_map(map: Map<String, Value>) -> Result<TaskEvent, Vec<Problem>> {
         (Some(m), Some(v)) => Some(read_payload(Obj::new(m, "/payload"), v, &mut p)),
         _ => None,
     };
-    if let (Some(pl), Some(m)) = (&payload, payload_map)
-        && let Some(spec) = &pl.recurrence
-    {
-        // The series' clock comes from the due date, else the completion. A value that was
-        // given but is broken leaves the clock unknown rather than guessing from another one.
-        let given = |k: &str| m.get(k).is_some_and(|v| !v.is_null());
-        let completion = if given("completed_at") { pl.completed_at.as_ref() } else { timestamp.as_ref() };
-        let reference = match &pl.due_date {
-            Some(due) => Some(due.kind),
-            None if given("due_date") => None,
-            None => completion.map(|c| DateKind::Instant(c.at)),
-        };
-        resolve::check_rule(spec, reference, &mut p);
+    if let (Some(pl), Some(m)) = (&payload, payload_map) {
+        check_rule(pl, m, timestamp.as_ref(), &mut p);
     }
-    let (Some(event_id), Some(event_type), Some(version), Some(task_id), Some(user_id), Some(timestamp), Some(payload), true) =
-        (event_id, event_type, version, task_id, user_id, timestamp, payload, p.is_empty())
+    let (
+        Some(event_id),
+        Some(event_type),
+        Some(version),
+        Some(task_id),
+        Some(user_id),
+        Some(timestamp),
+        Some(payload),
+        true,
+    ) = (
+        event_id,
+        event_type,
+        version,
+        task_id,
+        user_id,
+        timestamp,
+        payload,
+        p.is_empty(),
+    )
     else {
+        if p.is_empty() {
+            // Unreachable: every missing piece above records a problem. Kept so an invalid
+            // event can never come back as an empty problem list.
+            p.push(codes::INTERNAL, "", "the event could not be read");
+        }
         return Err(p.0);
     };
-    Ok(TaskEvent { version, event_id, event_type, task_id, user_id, timestamp, payload, raw: map })
+    Ok(TaskEvent {
+        version,
+        event_id,
+        event_type,
+        task_id,
+        user_id,
+        timestamp,
+        payload,
+        raw: map,
+    })
+}
+
+/// Checks an explicit RRULE against the series' clock: the due date's, else the
+/// completion's. A value that was given but is broken leaves the clock unknown rather than
+/// guessing from another one.
+fn check_rule(pl: &Payload, m: &Map<String, Value>, timestamp: Option<&Stamp>, p: &mut Problems) {
+    let Some(spec) = &pl.recurrence else { return };
+    let given = |k: &str| m.get(k).is_some_and(|v| !v.is_null());
+    let completion = if given("completed_at") {
+        pl.completed_at.as_ref()
+    } else {
+        timestamp
+    };
+    let reference = match &pl.due_date {
+        Some(due) => Some(due.kind),
+        None if given("due_date") => None,
+        None => completion.map(|c| DateKind::Instant(c.at)),
+    };
+    resolve::check_rule(spec, reference, p);
 }
 
 fn read_payload(o: Obj<'_>, version: Version, p: &mut Problems) -> Payload {
     let title = p.opt_str(o, "title").map(str::to_string);
     let due_date = recurrence::read_date(o, "due_date", p);
     let completed_at = read_stamp(o, "completed_at", false, p);
-    let remind_before = p.opt_str(o, "remind_before").and_then(|s| match duration::parse(s) {
-        Ok(lead) => Some((s.to_string(), lead)),
-        Err(why) => {
-            let msg = format!("remind_before '{s}' {why}");
-            p.push(codes::INVALID_DURATION, o.ptr("remind_before"), msg);
-            None
-        }
-    });
+    let remind_before = p
+        .opt_str(o, "remind_before")
+        .and_then(|s| match duration::parse(s) {
+            Ok(lead) => Some((s.to_string(), lead)),
+            Err(why) => {
+                let msg = format!("remind_before '{s}' {why}");
+                p.push(codes::INVALID_DURATION, o.ptr("remind_before"), msg);
+                None
+            }
+        });
     let _ = recurrence::read_date(o, "remind_at", p);
     let parent_task_id = read_task_id(o, "parent_task_id", Some(version), false, p);
     let recurrence = recurrence::read(o, version, p);
-    Payload { title, due_date, completed_at, remind_before, parent_task_id, recurrence }
+    Payload {
+        title,
+        due_date,
+        completed_at,
+        remind_before,
+        parent_task_id,
+        recurrence,
+    }
 }
 
 /// A task id in the 2.0 view. With the version unknown only presence is checked.
-fn read_task_id(o: Obj<'_>, key: &str, version: Option<Version>, required: bool, p: &mut Problems) -> Option<String> {
+fn read_task_id(
+    o: Obj<'_>,
+    key: &str,
+    version: Option<Version>,
+    required: bool,
+    p: &mut Problems,
+) -> Option<String> {
     let Some(v) = o.get(key) else {
         if required {
             p.missing(o.ptr(key));
@@ -220,17 +303,29 @@ fn read_task_id(o: Obj<'_>, key: &str, version: Option<Version>, required: bool,
             _ => None,
         };
         if text.is_none() {
-            p.wrong_type(o.ptr(key), &format!("an integer in event_version {version}"), v);
+            p.wrong_type(
+                o.ptr(key),
+                &format!("an integer in event_version {version}"),
+                v,
+            );
         }
         return text;
     }
     match v.as_str() {
         None => {
-            p.wrong_type(o.ptr(key), &format!("a string in event_version {version}"), v);
+            p.wrong_type(
+                o.ptr(key),
+                &format!("a string in event_version {version}"),
+                v,
+            );
             None
         }
         Some("") => {
-            p.push(codes::EMPTY_FIELD, o.ptr(key), format!("{} must not be empty", o.ptr(key)));
+            p.push(
+                codes::EMPTY_FIELD,
+                o.ptr(key),
+                format!("{} must not be empty", o.ptr(key)),
+            );
             None
         }
         Some(s) => Some(s.to_string()),
@@ -238,11 +333,20 @@ fn read_task_id(o: Obj<'_>, key: &str, version: Option<Version>, required: bool,
 }
 
 fn read_stamp(o: Obj<'_>, key: &str, required: bool, p: &mut Problems) -> Option<Stamp> {
-    let raw = if required { p.req_str(o, key) } else { p.opt_str(o, key) }?;
+    let raw = if required {
+        p.req_str(o, key)
+    } else {
+        p.opt_str(o, key)
+    }?;
     let at = parse_instant(raw);
     if at.is_none() {
-        let msg = format!("'{raw}' is not an RFC 3339 date-time with an offset (e.g. 2025-12-29T10:00:00Z)");
+        let msg = format!(
+            "'{raw}' is not an RFC 3339 date-time with an offset (e.g. 2025-12-29T10:00:00Z)"
+        );
         p.push(codes::INVALID_TIMESTAMP, o.ptr(key), msg);
     }
-    Some(Stamp { raw: raw.to_string(), at: at? })
+    Some(Stamp {
+        raw: raw.to_string(),
+        at: at?,
+    })
 }

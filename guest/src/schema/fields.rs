@@ -80,7 +80,11 @@ impl Problems {
     pub fn opt_nonempty_str<'a>(&mut self, o: Obj<'a>, key: &str) -> Option<&'a str> {
         let s = self.opt_str(o, key)?;
         if s.is_empty() {
-            self.push(codes::EMPTY_FIELD, o.ptr(key), format!("{} must not be empty", o.ptr(key)));
+            self.push(
+                codes::EMPTY_FIELD,
+                o.ptr(key),
+                format!("{} must not be empty", o.ptr(key)),
+            );
             return None;
         }
         Some(s)

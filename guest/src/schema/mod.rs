@@ -29,8 +29,6 @@ mod tests_recurrence;
 pub use event::{EventType, TaskEvent, parse, parse_map};
 pub use version::Version;
 
-pub use fields::pointer;
-
 use crate::problem::Problem;
 
 /// Every problem with a task event (JSON text), or ok.

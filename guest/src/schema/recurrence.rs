@@ -51,12 +51,19 @@ pub enum Pattern {
 }
 
 impl Pattern {
-    pub const ALL: [Pattern; 4] = [Pattern::Daily, Pattern::Weekly, Pattern::Monthly, Pattern::Yearly];
+    pub const ALL: [Pattern; 4] = [
+        Pattern::Daily,
+        Pattern::Weekly,
+        Pattern::Monthly,
+        Pattern::Yearly,
+    ];
 
     /// Same spelling rules as `series::expand_shorthand` (case-insensitive, trimmed).
     pub fn parse(s: &str) -> Option<Pattern> {
         let s = s.trim();
-        Pattern::ALL.into_iter().find(|p| p.as_str().eq_ignore_ascii_case(s))
+        Pattern::ALL
+            .into_iter()
+            .find(|p| p.as_str().eq_ignore_ascii_case(s))
     }
 
     pub fn as_str(self) -> &'static str {
@@ -104,7 +111,11 @@ impl RecurrenceSpec {
 
     /// Clamp for the shorthand, RFC skip for an explicit RRULE, unless stated.
     pub fn effective_overflow(&self) -> MonthOverflow {
-        self.month_overflow.unwrap_or(if self.rrule.is_some() { MonthOverflow::Skip } else { MonthOverflow::Clamp })
+        self.month_overflow.unwrap_or(if self.rrule.is_some() {
+            MonthOverflow::Skip
+        } else {
+            MonthOverflow::Clamp
+        })
     }
 }
 
@@ -136,7 +147,7 @@ pub fn shorthand_of(rrule: &str) -> Option<Pattern> {
 }
 
 /// Reads the recurrence of `payload` for `version`; None when the task does not recur.
-pub fn read(payload: Obj<'_>, version: Version, p: &mut Problems) -> Option<RecurrenceSpec> {
+pub(super) fn read(payload: Obj<'_>, version: Version, p: &mut Problems) -> Option<RecurrenceSpec> {
     let mut spec = RecurrenceSpec::default();
     if let Some(raw) = p.opt_str(payload, "recurring_pattern") {
         match series::expand_shorthand(raw, None) {
@@ -162,8 +173,13 @@ pub fn read(payload: Obj<'_>, version: Version, p: &mut Problems) -> Option<Recu
             return spec.pattern.is_some().then_some(spec);
         };
         let rec = Obj::new(rec, &rec_ptr);
-        for key in rec.map.keys().filter(|k| !RECURRENCE_KEYS.contains(&k.as_str())) {
-            let msg = format!("'{key}' is not a recurrence field (expected one of {RECURRENCE_KEYS:?})");
+        for key in rec
+            .map
+            .keys()
+            .filter(|k| !RECURRENCE_KEYS.contains(&k.as_str()))
+        {
+            let msg =
+                format!("'{key}' is not a recurrence field (expected one of {RECURRENCE_KEYS:?})");
             p.push(codes::UNKNOWN_FIELD, rec.ptr(key), msg);
         }
         read_series_fields(rec, &mut spec, p);
@@ -201,9 +217,25 @@ fn read_rule_fields(rec: Obj<'_>, spec: &mut RecurrenceSpec, p: &mut Problems) {
             p.push(codes::UNKNOWN_TIMEZONE, rec.ptr("tzid"), msg);
         }
     }
-    spec.anchor = read_choice(rec, "anchor", &[("schedule", Anchor::Schedule), ("completion", Anchor::Completion)], p);
-    spec.missed = read_choice(rec, "missed", &[("skip", Missed::Skip), ("catch_up", Missed::CatchUp)], p);
-    let overflow = [("clamp", MonthOverflow::Clamp), ("skip", MonthOverflow::Skip)];
+    spec.anchor = read_choice(
+        rec,
+        "anchor",
+        &[
+            ("schedule", Anchor::Schedule),
+            ("completion", Anchor::Completion),
+        ],
+        p,
+    );
+    spec.missed = read_choice(
+        rec,
+        "missed",
+        &[("skip", Missed::Skip), ("catch_up", Missed::CatchUp)],
+        p,
+    );
+    let overflow = [
+        ("clamp", MonthOverflow::Clamp),
+        ("skip", MonthOverflow::Skip),
+    ];
     spec.month_overflow = read_choice(rec, "month_overflow", &overflow, p);
     spec.until = read_date(rec, "until", p);
     spec.count = p.opt_positive(rec, "count");
@@ -220,16 +252,25 @@ fn check_combinations(
     let at = |key: &str| format!("{rec_ptr}/{key}");
     if !rule_given {
         if version.has_recurrence_object() {
-            let msg = format!("a recurrence needs an rrule (or {})", payload.ptr("recurring_pattern"));
+            let msg = format!(
+                "a recurrence needs an rrule (or {})",
+                payload.ptr("recurring_pattern")
+            );
             p.push(codes::MISSING_FIELD, at("rrule"), msg);
         } else {
-            let msg = format!("{SERIES_FIELDS:?} describe a recurring task: recurring_pattern is required with them");
+            let msg = format!(
+                "{SERIES_FIELDS:?} describe a recurring task: recurring_pattern is required with them"
+            );
             p.push(codes::MISSING_FIELD, payload.ptr("recurring_pattern"), msg);
         }
     }
     if let Some(n) = spec.interval {
         if spec.rrule.is_some() {
-            p.push(codes::INVALID_RECURRENCE, at("interval"), "interval qualifies recurring_pattern only: put INTERVAL in the rrule");
+            p.push(
+                codes::INVALID_RECURRENCE,
+                at("interval"),
+                "interval qualifies recurring_pattern only: put INTERVAL in the rrule",
+            );
         } else if let Some((raw, _)) = &spec.pattern
             && let Err(e) = series::expand_shorthand(raw, Some(n))
         {
@@ -237,14 +278,23 @@ fn check_combinations(
         }
     }
     if spec.until.is_some() && spec.count.is_some() {
-        p.push(codes::INVALID_RECURRENCE, rec_ptr, "until and count are exclusive: give one end condition");
+        p.push(
+            codes::INVALID_RECURRENCE,
+            rec_ptr,
+            "until and count are exclusive: give one end condition",
+        );
     }
     if let Some(rrule) = &spec.rrule {
         let parts = rule_parts(rrule);
         let has = |name: &str| parts.iter().any(|(n, _)| n == name);
-        for (key, present) in [("until", spec.until.is_some()), ("count", spec.count.is_some())] {
+        for (key, present) in [
+            ("until", spec.until.is_some()),
+            ("count", spec.count.is_some()),
+        ] {
             if present && (has("COUNT") || has("UNTIL")) {
-                let msg = format!("the rrule already has an end (COUNT or UNTIL); remove {key} or the rule's end");
+                let msg = format!(
+                    "the rrule already has an end (COUNT or UNTIL); remove {key} or the rule's end"
+                );
                 p.push(codes::INVALID_RECURRENCE, at(key), msg);
             }
         }
@@ -260,18 +310,31 @@ pub(super) fn read_date(o: Obj<'_>, key: &str, p: &mut Problems) -> Option<DateV
     let raw = p.opt_str(o, key)?;
     let value = DateValue::parse(raw);
     if value.is_none() {
-        let msg = format!("'{raw}' is not YYYY-MM-DD, YYYY-MM-DDTHH:MM:SS or an RFC 3339 date-time");
+        let msg =
+            format!("'{raw}' is not YYYY-MM-DD, YYYY-MM-DDTHH:MM:SS or an RFC 3339 date-time");
         p.push(codes::INVALID_TIMESTAMP, o.ptr(key), msg);
     }
     value
 }
 
-fn read_choice<T: Copy>(o: Obj<'_>, key: &str, choices: &[(&str, T)], p: &mut Problems) -> Option<T> {
+fn read_choice<T: Copy>(
+    o: Obj<'_>,
+    key: &str,
+    choices: &[(&str, T)],
+    p: &mut Problems,
+) -> Option<T> {
     let raw = p.opt_str(o, key)?;
-    let found = choices.iter().find(|(name, _)| *name == raw).map(|(_, v)| *v);
+    let found = choices
+        .iter()
+        .find(|(name, _)| *name == raw)
+        .map(|(_, v)| *v);
     if found.is_none() {
         let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
-        p.push(codes::INVALID_RECURRENCE, o.ptr(key), format!("'{raw}' is not one of {names:?}"));
+        p.push(
+            codes::INVALID_RECURRENCE,
+            o.ptr(key),
+            format!("'{raw}' is not one of {names:?}"),
+        );
     }
     found
 }

@@ -68,8 +68,12 @@ pub fn series_of(event: &TaskEvent) -> Option<Resolved> {
         clock,
         previous_due: clock.wall(&reference),
         completed_at: clock.instant_for_engine(completion.at),
-        due_form: due.map(DateForm::of).unwrap_or(DateForm::Instant { zulu: is_zulu(&completion.raw) }),
-        dtstart_raw: start.map(|d| d.raw.clone()).unwrap_or_else(|| completion.raw.clone()),
+        due_form: due.map(DateForm::of).unwrap_or(DateForm::Instant {
+            zulu: is_zulu(&completion.raw),
+        }),
+        dtstart_raw: start
+            .map(|d| d.raw.clone())
+            .unwrap_or_else(|| completion.raw.clone()),
     })
 }
 
@@ -82,14 +86,19 @@ pub(super) fn check_rule(spec: &RecurrenceSpec, reference: Option<DateKind>, p: 
     let Some(rrule) = &spec.rrule else { return };
     // With a tzid the clock is known, and any date will do as a start if none is usable.
     let any_date = chrono::NaiveDate::from_ymd_opt(2000, 1, 1).map(DateKind::Date);
-    let reference = if spec.tzid.is_some() { reference.or(any_date) } else { reference };
+    let reference = if spec.tzid.is_some() {
+        reference.or(any_date)
+    } else {
+        reference
+    };
     let result = match reference {
         None => recurrence::validate_rule(rrule),
         Some(reference) => {
             let clock = Clock::resolve(spec.tzid, &reference);
             let start = spec.dtstart.as_ref().map(|d| d.kind).unwrap_or(reference);
             let start = format_local(clock.wall(&start));
-            recurrence::occurrences_after(rrule, &start, clock.engine_tz().as_deref(), &start, 1).map(|_| ())
+            recurrence::occurrences_after(rrule, &start, clock.engine_tz().as_deref(), &start, 1)
+                .map(|_| ())
         }
     };
     if let Err(e) = result {
@@ -98,7 +107,8 @@ pub(super) fn check_rule(spec: &RecurrenceSpec, reference: Option<DateKind>, p: 
 }
 
 fn reference(due: Option<&DateValue>, completion: &Stamp) -> DateKind {
-    due.map(|d| d.kind).unwrap_or(DateKind::Instant(completion.at))
+    due.map(|d| d.kind)
+        .unwrap_or(DateKind::Instant(completion.at))
 }
 
 fn is_zulu(raw: &str) -> bool {

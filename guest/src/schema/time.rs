@@ -37,7 +37,10 @@ impl DateValue {
         } else {
             DateKind::Instant(parse_instant(s)?)
         };
-        Some(DateValue { raw: s.to_string(), kind })
+        Some(DateValue {
+            raw: s.to_string(),
+            kind,
+        })
     }
 
     /// Written with `Z` (UTC) rather than a numeric offset; computed values keep that style.
@@ -52,7 +55,9 @@ pub enum DateForm {
     Date,
     Local,
     /// An instant; `zulu` = write UTC with `Z`, else the zone's offset at that instant.
-    Instant { zulu: bool },
+    Instant {
+        zulu: bool,
+    },
 }
 
 impl DateForm {
@@ -60,7 +65,9 @@ impl DateForm {
         match value.kind {
             DateKind::Date(_) => DateForm::Date,
             DateKind::Local(_) => DateForm::Local,
-            DateKind::Instant(_) => DateForm::Instant { zulu: value.is_zulu() },
+            DateKind::Instant(_) => DateForm::Instant {
+                zulu: value.is_zulu(),
+            },
         }
     }
 }
@@ -115,7 +122,13 @@ fn is_zulu(raw: &str) -> bool {
 /// (which accept e.g. one-digit months or a sign) so only the documented shapes pass.
 fn shape(s: &str, pattern: &str) -> bool {
     s.len() == pattern.len()
-        && s.bytes().zip(pattern.bytes()).all(|(c, p)| if p == b'd' { c.is_ascii_digit() } else { c == p })
+        && s.bytes().zip(pattern.bytes()).all(|(c, p)| {
+            if p == b'd' {
+                c.is_ascii_digit()
+            } else {
+                c == p
+            }
+        })
 }
 
 #[cfg(test)]

@@ -138,7 +138,9 @@ impl Plugin {
         self.call(|plugin, store| plugin.task_events_plugin_handler().call_manifest(store))
     }
 
-    fn call<R>(
+    /// Runs `f` against a fresh instance under the runtime's limits: the one way every export is
+    /// called (tests use it to reach `schema` and `recurrence` too).
+    pub fn call<R>(
         &self,
         f: impl FnOnce(&super::bindings::EventPlugin, &mut Store<Sandbox>) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
@@ -176,7 +178,7 @@ impl Plugin {
 
 /// Components and core modules share the `\0asm` magic; the layer field tells them apart. A core
 /// module is the most common mistake (built for wasm32-unknown-unknown or wasip1), so say so.
-fn check_is_component(bytes: &[u8]) -> Result<(), LoadError> {
+pub(crate) fn check_is_component(bytes: &[u8]) -> Result<(), LoadError> {
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
         return Err(LoadError::NotAComponent(
             "the file is not WebAssembly (no \\0asm header); is it truncated or the wrong file?".into(),
