@@ -96,6 +96,9 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub limits: LimitArgs,
+
+    #[command(flatten)]
+    pub swap: SwapArgs,
 }
 
 /// Limits applied to every plugin instance.
@@ -146,6 +149,108 @@ impl LimitArgs {
             max_instances: self.max_instances.max(1),
             ..Limits::default()
         }
+    }
+}
+
+/// Swapping the plugin while the host runs: triggers, canary, compile cache, automatic rollback
+/// (docs/operations.md).
+#[derive(Debug, Clone, Args)]
+pub struct SwapArgs {
+    /// Token that enables `/admin/plugin` and `/admin/rollback` (sent as `authorization: Bearer
+    /// <token>`); without one they answer 403.
+    #[arg(long, env = "TASK_EVENTS_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Extra golden cases (JSON lines, one case each) every plugin must pass before it serves.
+    #[arg(long, env = "TASK_EVENTS_CANARY_FILE")]
+    pub canary_file: Option<PathBuf>,
+
+    /// Directory of compiled plugins, so restarts and re-swaps skip compilation [default: <data-dir>/cache].
+    #[arg(long, env = "TASK_EVENTS_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Watch the --guest file and swap the plugin when it changes (SIGHUP reloads it either way).
+    #[arg(long, env = "TASK_EVENTS_WATCH", default_value_t = true, action = clap::ArgAction::Set)]
+    pub watch: bool,
+
+    /// Quiet time after a change to the --guest file before it is read; its size and mtime must
+    /// also stay the same for this long.
+    #[arg(long, env = "TASK_EVENTS_WATCH_DEBOUNCE_MS", default_value_t = 100)]
+    pub watch_debounce_ms: u64,
+
+    /// A new plugin is on probation for its first this-many deliveries...
+    #[arg(
+        long,
+        env = "TASK_EVENTS_ROLLBACK_WINDOW_DELIVERIES",
+        default_value_t = 50
+    )]
+    pub rollback_window_deliveries: u64,
+
+    /// ...or this many seconds, whichever ends first.
+    #[arg(long, env = "TASK_EVENTS_ROLLBACK_WINDOW_SECS", default_value_t = 60)]
+    pub rollback_window_secs: u64,
+
+    /// On probation, a failure rate (traps, deadlines, memory limits) above this rolls back.
+    #[arg(long, env = "TASK_EVENTS_ROLLBACK_FAILURE_RATE", default_value_t = 0.5, value_parser = parse_rate)]
+    pub rollback_failure_rate: f64,
+
+    /// Deliveries a new plugin must have had before its failure rate is judged.
+    #[arg(long, env = "TASK_EVENTS_ROLLBACK_MIN_DELIVERIES", default_value_t = 5)]
+    pub rollback_min_deliveries: u64,
+}
+
+/// When a freshly swapped-in plugin is rolled back automatically.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RollbackPolicy {
+    /// The probation ends after this many deliveries...
+    pub window_deliveries: u64,
+    /// ...or this long after the swap, whichever comes first.
+    pub window: Duration,
+    /// Failures / deliveries above this (0.0..=1.0) roll back.
+    pub failure_rate: f64,
+    /// No verdict before this many deliveries.
+    pub min_deliveries: u64,
+}
+
+impl Default for RollbackPolicy {
+    fn default() -> Self {
+        RollbackPolicy {
+            window_deliveries: 50,
+            window: Duration::from_secs(60),
+            failure_rate: 0.5,
+            min_deliveries: 5,
+        }
+    }
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if (0.0..=1.0).contains(&rate) => Ok(rate),
+        _ => Err(format!(
+            "{text:?} is not a failure rate between 0 and 1 (e.g. 0.5)"
+        )),
+    }
+}
+
+impl SwapArgs {
+    pub fn rollback_policy(&self) -> RollbackPolicy {
+        RollbackPolicy {
+            window_deliveries: self.rollback_window_deliveries,
+            window: Duration::from_secs(self.rollback_window_secs),
+            failure_rate: self.rollback_failure_rate,
+            min_deliveries: self.rollback_min_deliveries.max(1),
+        }
+    }
+
+    /// `--cache-dir`, or `cache` under the data directory.
+    pub fn cache_dir(&self, data_dir: &std::path::Path) -> PathBuf {
+        self.cache_dir
+            .clone()
+            .unwrap_or_else(|| data_dir.join("cache"))
+    }
+
+    pub fn watch_debounce(&self) -> Duration {
+        Duration::from_millis(self.watch_debounce_ms.max(1))
     }
 }
 

@@ -3,6 +3,7 @@
 //! The host knows CloudEvents, Dapr and wasmtime, and nothing about tasks: the plugin decides
 //! what each event means (wit/plugin.wit). See ARCHITECTURE.md for the data flow.
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod dapr;

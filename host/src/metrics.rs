@@ -5,12 +5,21 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, RwLock};
 
 use crate::pipeline::Status;
 use crate::plugin::CallError;
 
+/// Another part of the host that writes its own series into `/metrics` (e.g. the plugin swap
+/// logic: swaps, rejections, rollbacks, per-generation counts).
+pub trait MetricsSource: Send + Sync {
+    /// Appends complete `# HELP`/`# TYPE`/sample lines to `out`.
+    fn render(&self, out: &mut String);
+}
+
 #[derive(Default)]
 pub struct Metrics {
+    sources: RwLock<Vec<Arc<dyn MetricsSource>>>,
     success: AtomicU64,
     retry: AtomicU64,
     drop: AtomicU64,
@@ -25,6 +34,14 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Adds `source` to every later `render`.
+    pub fn add_source(&self, source: Arc<dyn MetricsSource>) {
+        self.sources
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(source);
+    }
+
     pub fn delivery(&self, status: Status) {
         match status {
             Status::Success => &self.success,
@@ -95,6 +112,14 @@ impl Metrics {
             &[("{kind=\"trap\"}", &self.plugin_trap), ("{kind=\"deadline\"}", &self.plugin_deadline), ("{kind=\"memory\"}", &self.plugin_memory)],
         );
         out.push_str(extra);
+        for source in self
+            .sources
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            source.render(&mut out);
+        }
         out
     }
 }

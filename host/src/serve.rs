@@ -5,6 +5,10 @@
 //! that answers always has its subscriptions. Shutdown (SIGTERM or Ctrl-C): stop accepting,
 //! finish in-flight deliveries (a delivery waiting to retry answers RETRY at once), stop the
 //! embedded delivery loops, exit; after `--shutdown-grace-ms` the process exits anyway.
+//!
+//! The start-up plugin goes through the same preparation as a swap (compile cache, world check,
+//! manifest, canary). Then the plugin can be swapped while serving: the `--guest` file is
+//! watched, SIGHUP reloads it, and `/admin/*` swaps and rolls back (docs/operations.md).
 
 use std::sync::Arc;
 
@@ -19,7 +23,9 @@ use crate::dapr::client::DaprClient;
 use crate::embedded::{Embedded, EmbeddedConfig};
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
-use crate::plugin::{Plugin, Registry, Runtime};
+use crate::plugin::cache::CompileCache;
+use crate::plugin::loaded::sha256_hex;
+use crate::plugin::{Generation, Preparer, Registry, Runtime, Swapper, watch};
 use crate::sidecar::Sidecar;
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -31,14 +37,45 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ),
         None => (crate::BUNDLED_PLUGIN.to_vec(), "the bundled task plugin".to_string()),
     };
-    let plugin = {
-        let runtime = runtime.clone();
-        tokio::task::spawn_blocking(move || Plugin::load(&runtime, &bytes)).await?
-    }
-    .with_context(|| format!("loading {origin}"))?;
-    tracing::info!(plugin = plugin.label(), sha256 = %plugin.sha256, pooling = runtime.pooling(), "plugin loaded from {origin}");
+    // The same path as every later swap: compile cache, world check, manifest, canary.
+    let cache = match CompileCache::open(&args.swap.cache_dir(&args.data_dir), runtime.engine()) {
+        Ok(cache) => Some(cache),
+        Err(e) => {
+            tracing::warn!("{e}; plugins will be compiled on every load");
+            None
+        }
+    };
+    let preparer = Preparer::new(runtime.clone(), cache, args.swap.canary_file.clone());
+    let served_sha256 = sha256_hex(&bytes);
+    let prepared = preparer
+        .prepare(bytes)
+        .await
+        .with_context(|| format!("loading {origin}"))?;
+    let plugin = prepared.plugin;
+    tracing::info!(
+        plugin = plugin.label(),
+        sha256 = %plugin.sha256,
+        pooling = runtime.pooling(),
+        compile_cache = prepared.compiled.as_str(),
+        canary_cases = prepared.canary.plugin_cases + prepared.canary.operator_cases,
+        took_ms = prepared.took.as_millis(),
+        "plugin loaded from {origin}"
+    );
     let subscriptions = plugin.manifest.subscriptions.clone();
-    let registry = Arc::new(Registry::new(plugin));
+    let registry = Arc::new(Registry::with_generation(Generation::with_origin(
+        1,
+        plugin,
+        format!("start-up ({origin})"),
+        None,
+    )));
+    let metrics = Arc::new(Metrics::default());
+    let swapper = Swapper::start(
+        preparer,
+        registry.clone(),
+        args.swap.rollback_policy(),
+        subscriptions.clone(),
+    );
+    metrics.add_source(swapper.clone());
 
     let shutdown = CancellationToken::new();
     let (sidecar, embedded) = match args.sidecar_mode() {
@@ -64,7 +101,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let pipeline = Arc::new(Pipeline {
         sidecar,
         registry,
-        metrics: Arc::new(Metrics::default()),
+        metrics,
         state_store: args.state_store.clone(),
         app_id: args.app_id.clone(),
         shutdown: shutdown.clone(),
@@ -74,6 +111,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(token) => app_routes.clone().layer(from_fn_with_state(token.clone(), require_dapr_api_token)),
         None => app_routes.clone(),
     };
+    public = public.merge(crate::admin::router(
+        swapper.clone(),
+        args.swap.admin_token.clone(),
+    ));
     let mut delivery = None;
     if let Some(embedded) = &embedded {
         let sidecar_routes = match &args.dapr_api_token {
@@ -92,6 +133,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!("listening on http://{}", listener.local_addr()?);
 
     tokio::spawn(wait_for_signal(shutdown.clone()));
+    watch::spawn_sighup(args.guest.clone(), swapper.clone());
+    if let Some(path) = args.guest.clone().filter(|_| args.swap.watch) {
+        watch::spawn_watcher(
+            path,
+            args.swap.watch_debounce(),
+            swapper.clone(),
+            served_sha256,
+            shutdown.clone(),
+        )?;
+    }
     let server = axum::serve(listener, public).with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let grace = args.shutdown_grace();
     let finished = async {

@@ -13,7 +13,11 @@ pub struct Admin {
 
 impl Admin {
     pub fn new(base: &str, token: Option<&str>) -> Admin {
-        Admin { base: base.to_string(), token: token.map(str::to_string), client: reqwest::Client::new() }
+        Admin {
+            base: base.to_string(),
+            token: token.map(str::to_string),
+            client: reqwest::Client::new(),
+        }
     }
 
     fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -25,50 +29,88 @@ impl Admin {
 
     /// `GET /admin/plugin` (panics unless 200).
     pub async fn status(&self) -> Value {
-        let resp = self.authorized(self.client.get(format!("{}/admin/plugin", self.base))).send().await.expect("GET /admin/plugin");
+        let resp = self
+            .authorized(self.client.get(format!("{}/admin/plugin", self.base)))
+            .send()
+            .await
+            .expect("GET /admin/plugin");
         assert_eq!(resp.status(), 200, "GET /admin/plugin");
         resp.json().await.expect("status JSON")
     }
 
     /// `POST /admin/plugin` with `bytes`: (HTTP status, JSON body).
     pub async fn swap(&self, bytes: Vec<u8>) -> (u16, Value) {
-        let request = self.client.post(format!("{}/admin/plugin", self.base)).body(bytes).timeout(Duration::from_secs(120));
-        let resp = self.authorized(request).send().await.expect("POST /admin/plugin");
+        let request = self
+            .client
+            .post(format!("{}/admin/plugin", self.base))
+            .body(bytes)
+            .timeout(Duration::from_secs(120));
+        let resp = self
+            .authorized(request)
+            .send()
+            .await
+            .expect("POST /admin/plugin");
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
     /// `POST /admin/rollback`: (HTTP status, JSON body).
     pub async fn rollback(&self) -> (u16, Value) {
-        let resp = self.authorized(self.client.post(format!("{}/admin/rollback", self.base))).send().await.expect("POST /admin/rollback");
+        let resp = self
+            .authorized(self.client.post(format!("{}/admin/rollback", self.base)))
+            .send()
+            .await
+            .expect("POST /admin/rollback");
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
     /// Polls the status until `done` holds (at most `timeout`); returns the last status.
-    pub async fn wait_status(&self, timeout: Duration, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    pub async fn wait_status(
+        &self,
+        timeout: Duration,
+        what: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + timeout;
         loop {
             let status = self.status().await;
             if done(&status) {
                 return status;
             }
-            assert!(Instant::now() < deadline, "{what}: not within {timeout:?}; last status:\n{status:#}");
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not within {timeout:?}; last status:\n{status:#}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
     /// Polls until the serving plugin has this sha256.
     pub async fn wait_serving(&self, sha256: &str, timeout: Duration) -> Value {
-        self.wait_status(timeout, &format!("serving {sha256}"), |s| s["current"]["sha256"] == sha256).await
+        self.wait_status(timeout, &format!("serving {sha256}"), |s| {
+            s["current"]["sha256"] == sha256
+        })
+        .await
     }
 
     /// One sample of `/metrics`, e.g. `metric("task_events_deliveries_total{status=\"RETRY\"}")`;
     /// 0 when the series is absent.
     pub async fn metric(&self, series: &str) -> f64 {
-        let text = self.client.get(format!("{}/metrics", self.base)).send().await.expect("GET /metrics").text().await.unwrap();
+        let text = self
+            .client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .unwrap();
         text.lines()
-            .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+            .find_map(|line| {
+                line.strip_prefix(series)
+                    .and_then(|rest| rest.strip_prefix(' '))
+            })
             .map(|value| value.trim().parse().expect("a metric value"))
             .unwrap_or(0.0)
     }

@@ -26,7 +26,10 @@ pub(crate) const MAX_BODY: usize = 4 << 20;
 pub(super) fn routes(e: Embedded) -> Router {
     Router::new()
         .route("/v1.0/publish/{*rest}", post(publish).put(publish))
-        .route("/v1.0/publish/bulk/{*rest}", post(bulk_publish).put(bulk_publish))
+        .route(
+            "/v1.0/publish/bulk/{*rest}",
+            post(bulk_publish).put(bulk_publish),
+        )
         .route(
             "/v1.0-alpha1/publish/bulk/{*rest}",
             post(bulk_publish).put(bulk_publish),
@@ -109,9 +112,13 @@ pub(super) struct BulkEntry {
 }
 
 fn bulk_entries(body: &[u8], request_md: &Metadata) -> Result<Vec<BulkEntry>, ApiError> {
-    let bad = |msg: String| ApiError::rejected(StatusCode::BAD_REQUEST, "ERR_PUBSUB_EVENTS_SER", msg);
-    let items: Vec<Value> = serde_json::from_slice(body)
-        .map_err(|err| bad(format!("error when unmarshaling the request body (a JSON array of entries): {err}")))?;
+    let bad =
+        |msg: String| ApiError::rejected(StatusCode::BAD_REQUEST, "ERR_PUBSUB_EVENTS_SER", msg);
+    let items: Vec<Value> = serde_json::from_slice(body).map_err(|err| {
+        bad(format!(
+            "error when unmarshaling the request body (a JSON array of entries): {err}"
+        ))
+    })?;
     let mut out: Vec<BulkEntry> = Vec::with_capacity(items.len());
     for item in items {
         let id = item.get("entryId").and_then(Value::as_str).unwrap_or("");
@@ -121,16 +128,23 @@ fn bulk_entries(body: &[u8], request_md: &Metadata) -> Result<Vec<BulkEntry>, Ap
         if out.iter().any(|en| en.id == id) {
             return Err(bad(format!("entryId {id} is duplicated")));
         }
-        let ct = item.get("contentType").and_then(Value::as_str).unwrap_or("");
+        let ct = item
+            .get("contentType")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         let event = item.get("event").unwrap_or(&Value::Null);
         let mt = super::envelope::media_type(ct);
         let body = if mt == "application/octet-stream" {
-            let s = event.as_str().ok_or_else(|| bad(format!("entry {id}: event must be a base64 string")))?;
+            let s = event
+                .as_str()
+                .ok_or_else(|| bad(format!("entry {id}: event must be a base64 string")))?;
             base64::engine::general_purpose::STANDARD
                 .decode(s)
                 .map_err(|err| bad(format!("entry {id}: event is not valid base64: {err}")))?
         } else if mt.starts_with("text/") || mt == "application/xml" {
-            let s = event.as_str().ok_or_else(|| bad(format!("entry {id}: event must be a string")))?;
+            let s = event
+                .as_str()
+                .ok_or_else(|| bad(format!("entry {id}: event must be a string")))?;
             s.as_bytes().to_vec()
         } else if mt == "application/json" || mt == super::envelope::CLOUDEVENTS_JSON {
             serde_json::to_vec(event).map_err(|err| bad(err.to_string()))?
@@ -144,7 +158,7 @@ fn bulk_entries(body: &[u8], request_md: &Metadata) -> Result<Vec<BulkEntry>, Ap
                     let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
                     (k.clone(), v)
                 });
-                Metadata::from_pairs(own.collect::<Vec<_>>().into_iter().chain(request_md.pairs().iter().cloned()))
+                Metadata::from_pairs(own.chain(request_md.pairs().iter().cloned()))
             }
             None => request_md.clone(),
         };
@@ -163,11 +177,15 @@ pub(super) fn metadata(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Metadata, ApiError> {
     let Query(pairs) = query.map_err(|err| {
-        ApiError::rejected(StatusCode::BAD_REQUEST, "ERR_MALFORMED_REQUEST", err.body_text())
+        ApiError::rejected(
+            StatusCode::BAD_REQUEST,
+            "ERR_MALFORMED_REQUEST",
+            err.body_text(),
+        )
     })?;
-    Ok(Metadata::from_pairs(pairs.into_iter().filter_map(|(k, v)| {
-        k.strip_prefix("metadata.").map(|k| (k.to_string(), v))
-    })))
+    Ok(Metadata::from_pairs(pairs.into_iter().filter_map(
+        |(k, v)| k.strip_prefix("metadata.").map(|k| (k.to_string(), v)),
+    )))
 }
 
 /// `{pubsub}/{topic...}` from the raw request path (so `%2F` and `+` unescape as in daprd),
@@ -196,7 +214,10 @@ pub(super) fn query_unescape(s: &str) -> String {
     while i < b.len() {
         match b[i] {
             b'+' => out.push(b' '),
-            b'%' => match (b.get(i + 1).and_then(|c| hex(*c)), b.get(i + 2).and_then(|c| hex(*c))) {
+            b'%' => match (
+                b.get(i + 1).and_then(|c| hex(*c)),
+                b.get(i + 2).and_then(|c| hex(*c)),
+            ) {
                 (Some(hi), Some(lo)) => {
                     out.push(hi << 4 | lo);
                     i += 2;
@@ -230,6 +251,9 @@ mod tests {
             ("ps".into(), "a/b c".into())
         );
         let uri: Uri = "/v1.0/publish/ps".parse().unwrap();
-        assert_eq!(pubsub_and_topic(&uri, &["/v1.0/publish/"], ""), ("ps".into(), "".into()));
+        assert_eq!(
+            pubsub_and_topic(&uri, &["/v1.0/publish/"], ""),
+            ("ps".into(), "".into())
+        );
     }
 }

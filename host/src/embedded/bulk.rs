@@ -52,7 +52,8 @@ impl Consumer {
                 let (offset, rec) = &chunk[i];
                 match deliver::prepare(sub, rec, now) {
                     Ok(p) => {
-                        let entry = entry_json(i, *offset, rec, p.event, sub.raw_payload, &sub.topic);
+                        let entry =
+                            entry_json(i, *offset, rec, p.event, sub.raw_payload, &sub.topic);
                         by_path.entry(p.path).or_default().push((i, entry));
                     }
                     Err(Verdict::Drop(why)) => dropped.push((*offset, rec.clone(), why)),
@@ -62,7 +63,13 @@ impl Consumer {
             }
             for (path, entries) in by_path {
                 let ids: Vec<String> = entries.iter().map(|(i, _)| i.to_string()).collect();
-                let verdicts = self.post_bulk(&path, entries.iter().map(|(_, e)| e.clone()).collect(), &ids).await;
+                let verdicts = self
+                    .post_bulk(
+                        &path,
+                        entries.iter().map(|(_, e)| e.clone()).collect(),
+                        &ids,
+                    )
+                    .await;
                 for ((i, _), v) in entries.iter().zip(verdicts) {
                     match v {
                         Verdict::Ack => {}
@@ -131,29 +138,29 @@ fn entry_json(i: usize, offset: u64, rec: &Record, event: Value, raw: bool, topi
         let b64 = base64::engine::general_purpose::STANDARD.encode(&rec.body);
         ("application/octet-stream", Value::String(b64))
     } else {
-        (deliver_ct(), event)
+        (super::envelope::CLOUDEVENTS_JSON, event)
     };
     json!({ "contentType": content_type, "entryId": i.to_string(), "event": event, "metadata": metadata })
-}
-
-fn deliver_ct() -> &'static str {
-    super::envelope::CLOUDEVENTS_JSON
 }
 
 /// The §4 response rules.
 pub(crate) fn interpret_bulk(status: StatusCode, body: &[u8], ids: &[String]) -> Vec<Verdict> {
     let all = |v: Verdict| vec![v; ids.len()];
     if status == StatusCode::NOT_FOUND {
-        return all(Verdict::Drop("the app answered 404 to a bulk delivery".into()));
+        return all(Verdict::Drop(
+            "the app answered 404 to a bulk delivery".into(),
+        ));
     }
     if !status.is_success() {
-        return all(Verdict::Retry(format!("the app answered {status} to a bulk delivery")));
+        return all(Verdict::Retry(format!(
+            "the app answered {status} to a bulk delivery"
+        )));
     }
     let statuses = match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => m
             .into_iter()
             .filter(|(k, _)| k.eq_ignore_ascii_case("statuses"))
-            .last()
+            .next_back()
             .and_then(|(_, v)| match v {
                 Value::Array(a) => Some(a),
                 _ => None,
@@ -161,13 +168,15 @@ pub(crate) fn interpret_bulk(status: StatusCode, body: &[u8], ids: &[String]) ->
         _ => None,
     };
     let Some(statuses) = statuses else {
-        return all(Verdict::Retry("the bulk answer has no \"statuses\" array".into()));
+        return all(Verdict::Retry(
+            "the bulk answer has no \"statuses\" array".into(),
+        ));
     };
     let field = |s: &Value, name: &str| -> Option<String> {
         s.as_object()?
             .iter()
             .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-            .last()
+            .next_back()
             .and_then(|(_, v)| v.as_str().map(str::to_string))
     };
     let mut by_id: BTreeMap<String, String> = BTreeMap::new();
@@ -183,7 +192,9 @@ pub(crate) fn interpret_bulk(status: StatusCode, body: &[u8], ids: &[String]) ->
         .map(|id| match by_id.get(id).map(String::as_str) {
             Some("SUCCESS") => Verdict::Ack,
             Some("DROP") => Verdict::Drop("the app answered DROP for the entry".into()),
-            Some(other) => Verdict::Retry(format!("the app answered status {other:?} for the entry")),
+            Some(other) => {
+                Verdict::Retry(format!("the app answered status {other:?} for the entry"))
+            }
             None => Verdict::Retry("the bulk answer has no status for the entry".into()),
         })
         .collect()
@@ -204,7 +215,10 @@ mod tests {
         assert!(matches!(v[3], Verdict::Retry(_)), "missing = RETRY");
         for (status, body) in [(200, &b""[..]), (200, b"{}"), (500, br#"{"statuses":[]}"#)] {
             let v = interpret_bulk(StatusCode::from_u16(status).unwrap(), body, &ids);
-            assert!(v.iter().all(|v| matches!(v, Verdict::Retry(_))), "{status} {body:?}");
+            assert!(
+                v.iter().all(|v| matches!(v, Verdict::Retry(_))),
+                "{status} {body:?}"
+            );
         }
         let v = interpret_bulk(StatusCode::NOT_FOUND, b"", &ids);
         assert!(v.iter().all(|v| matches!(v, Verdict::Drop(_))));

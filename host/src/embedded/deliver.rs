@@ -127,7 +127,10 @@ pub(crate) fn request(
         .body(Body::from(body))
         .map_err(|e| format!("route {path:?} is not a valid request path: {e}"))?;
     let h = req.headers_mut();
-    h.insert("pubsubname", HeaderValue::from_str(pubsub).map_err(|e| e.to_string())?);
+    h.insert(
+        "pubsubname",
+        HeaderValue::from_str(pubsub).map_err(|e| e.to_string())?,
+    );
     for (k, v) in headers {
         match (HeaderName::try_from(k.as_str()), HeaderValue::from_str(v)) {
             (Ok(name), Ok(value)) => {
@@ -161,8 +164,19 @@ pub(crate) async fn call(app: &Router, req: Request<Body>) -> Result<(StatusCode
 }
 
 /// One delivery of a prepared message.
-pub(crate) async fn deliver(app: &Router, sub: &Subscription, p: &Prepared, headers: &[(String, String)]) -> Verdict {
-    let req = match request(&p.path, CLOUDEVENTS_JSON, &sub.pubsub, headers, p.body.clone()) {
+pub(crate) async fn deliver(
+    app: &Router,
+    sub: &Subscription,
+    p: &Prepared,
+    headers: &[(String, String)],
+) -> Verdict {
+    let req = match request(
+        &p.path,
+        CLOUDEVENTS_JSON,
+        &sub.pubsub,
+        headers,
+        p.body.clone(),
+    ) {
         Ok(r) => r,
         Err(e) => return Verdict::Retry(e),
     };
@@ -218,13 +232,31 @@ mod tests {
         assert_eq!(interpret(ok, br#"{"status":""}"#), Verdict::Ack);
         assert_eq!(interpret(ok, br#"{"status":1}"#), Verdict::Ack);
         assert_eq!(interpret(ok, br#"{"status":"SUCCESS"}"#), Verdict::Ack);
-        assert_eq!(interpret(ok, br#"{"Status":"DROP"}"#), Verdict::Drop("the app answered DROP".into()));
-        assert!(matches!(interpret(ok, br#"{"status":"RETRY"}"#), Verdict::Retry(_)));
-        assert!(matches!(interpret(ok, br#"{"status":"success"}"#), Verdict::Retry(_)));
-        assert!(matches!(interpret(StatusCode::NOT_FOUND, b"{}"), Verdict::Drop(_)));
+        assert_eq!(
+            interpret(ok, br#"{"Status":"DROP"}"#),
+            Verdict::Drop("the app answered DROP".into())
+        );
+        assert!(matches!(
+            interpret(ok, br#"{"status":"RETRY"}"#),
+            Verdict::Retry(_)
+        ));
+        assert!(matches!(
+            interpret(ok, br#"{"status":"success"}"#),
+            Verdict::Retry(_)
+        ));
+        assert!(matches!(
+            interpret(StatusCode::NOT_FOUND, b"{}"),
+            Verdict::Drop(_)
+        ));
         for s in [400, 301, 409, 500, 503] {
             let code = StatusCode::from_u16(s).unwrap();
-            assert!(matches!(interpret(code, br#"{"status":"SUCCESS"}"#), Verdict::Retry(_)), "{s}");
+            assert!(
+                matches!(
+                    interpret(code, br#"{"status":"SUCCESS"}"#),
+                    Verdict::Retry(_)
+                ),
+                "{s}"
+            );
         }
     }
 

@@ -70,14 +70,19 @@ async fn fetch_subscriptions(e: &Embedded, app: &Router) -> Vec<Subscription> {
     let req = match req {
         Ok(r) => r,
         Err(err) => {
-            tracing::error!("embedded sidecar: app id {:?} is not a valid header: {err}; no subscriptions", cfg.app_id);
+            tracing::error!(
+                "embedded sidecar: app id {:?} is not a valid header: {err}; no subscriptions",
+                cfg.app_id
+            );
             return Vec::new();
         }
     };
     let (status, body) = match deliver::call(app, req).await {
         Ok(r) => r,
         Err(err) => {
-            tracing::error!("embedded sidecar: GET /dapr/subscribe failed: {err}; no subscriptions");
+            tracing::error!(
+                "embedded sidecar: GET /dapr/subscribe failed: {err}; no subscriptions"
+            );
             return Vec::new();
         }
     };
@@ -86,13 +91,17 @@ async fn fetch_subscriptions(e: &Embedded, app: &Router) -> Vec<Subscription> {
         return Vec::new();
     }
     if status != StatusCode::OK {
-        tracing::error!("embedded sidecar: app returned http status code {status} from subscription endpoint; no subscriptions");
+        tracing::error!(
+            "embedded sidecar: app returned http status code {status} from subscription endpoint; no subscriptions"
+        );
         return Vec::new();
     }
     match subscribe::parse(&body, &cfg.pubsub_name) {
         Ok(subs) => subs,
         Err(err) => {
-            tracing::error!("embedded sidecar: error decoding the app's subscriptions: {err}; no subscriptions started");
+            tracing::error!(
+                "embedded sidecar: error decoding the app's subscriptions: {err}; no subscriptions started"
+            );
             Vec::new()
         }
     }
@@ -138,7 +147,11 @@ impl Consumer {
             let (from, batch) = match read {
                 Ok(r) => r,
                 Err(err) => {
-                    tracing::error!(topic, partition = p, "embedded sidecar: reading the topic failed: {err}");
+                    tracing::error!(
+                        topic,
+                        partition = p,
+                        "embedded sidecar: reading the topic failed: {err}"
+                    );
                     if let Flow::Stop = self.sleep(backoff.next()).await {
                         return;
                     }
@@ -192,11 +205,19 @@ impl Consumer {
             };
             let settled = match verdict {
                 Verdict::Ack => self.settle(offset + 1, Vec::new()).await,
-                Verdict::Drop(why) => self.settle(offset + 1, vec![(offset, rec.clone(), why)]).await,
+                Verdict::Drop(why) => {
+                    self.settle(offset + 1, vec![(offset, rec.clone(), why)])
+                        .await
+                }
                 Verdict::Retry(why) => {
                     let wait = backoff.next();
-                    tracing::warn!(topic, partition = self.partition, offset, attempt,
-                        "embedded sidecar: delivery failed ({why}); redelivering in {wait:?}");
+                    tracing::warn!(
+                        topic,
+                        partition = self.partition,
+                        offset,
+                        attempt,
+                        "embedded sidecar: delivery failed ({why}); redelivering in {wait:?}"
+                    );
                     Err(wait)
                 }
             };
@@ -215,7 +236,11 @@ impl Consumer {
     /// Commits `next` after forwarding `dropped` to the dead-letter topic (if the subscription
     /// has one; else they are only logged), in one transaction. `Err(wait)`: storage failed,
     /// deliver again after `wait` (at-least-once).
-    pub(super) async fn settle(&self, next: u64, dropped: Vec<(u64, Record, String)>) -> Result<(), Duration> {
+    pub(super) async fn settle(
+        &self,
+        next: u64,
+        dropped: Vec<(u64, Record, String)>,
+    ) -> Result<(), Duration> {
         let sub = &self.sub;
         for (offset, _, why) in &dropped {
             match &sub.dead_letter_topic {
@@ -225,7 +250,11 @@ impl Consumer {
                     "embedded sidecar: message dropped ({why}); no deadLetterTopic, so it is gone"),
             }
         }
-        let (group, topic, p) = (self.e.config().app_id.clone(), sub.topic.clone(), self.partition);
+        let (group, topic, p) = (
+            self.e.config().app_id.clone(),
+            sub.topic.clone(),
+            self.partition,
+        );
         let dlq = sub.dead_letter_topic.clone();
         let now_ms = chrono::Utc::now().timestamp_millis();
         let result: Result<Vec<u64>, StoreError> = self
@@ -235,7 +264,10 @@ impl Consumer {
                     // Original bytes, key, metadata and partition; republished now.
                     let recs: Vec<Record> = dropped
                         .into_iter()
-                        .map(|(_, r, _)| Record { published_at_ms: now_ms, ..r })
+                        .map(|(_, r, _)| Record {
+                            published_at_ms: now_ms,
+                            ..r
+                        })
                         .collect();
                     s.commit_with_dead_letters(&group, &topic, p, next, dlq, &recs)
                 }

@@ -39,7 +39,10 @@ impl Metadata {
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn pairs(&self) -> &[(String, String)] {
@@ -105,7 +108,7 @@ impl Envelope<'_> {
             return Ok(body.to_vec()); // (c) verbatim
         }
         let mut ce = if media_type(self.content_type) == CLOUDEVENTS_JSON {
-            self.from_cloud_event(body, now)?
+            self.complete_cloud_event(body, now)?
         } else {
             self.new_envelope(body, now)
         };
@@ -133,13 +136,22 @@ impl Envelope<'_> {
             ("id".to_string(), Node::str(id)),
             ("specversion".into(), Node::str("1.0")),
             ("datacontenttype".into(), Node::str(content_type)),
-            ("source".into(), Node::str(ce_or("cloudevent.source", self.app_id))),
-            ("type".into(), Node::str(ce_or("cloudevent.type", DEFAULT_TYPE))),
+            (
+                "source".into(),
+                Node::str(ce_or("cloudevent.source", self.app_id)),
+            ),
+            (
+                "type".into(),
+                Node::str(ce_or("cloudevent.type", DEFAULT_TYPE)),
+            ),
             ("topic".into(), Node::str(self.topic)),
             ("pubsubname".into(), Node::str(self.pubsub)),
             ("traceid".into(), Node::str(trace.clone())),
             ("traceparent".into(), Node::str(trace)),
-            ("tracestate".into(), Node::str(ce_or("cloudevent.tracestate", ""))),
+            (
+                "tracestate".into(),
+                Node::str(ce_or("cloudevent.tracestate", "")),
+            ),
             ("time".into(), Node::str(local_time(now))),
         ];
         if let Some(subject) = md.get("cloudevent.subject") {
@@ -153,17 +165,18 @@ impl Envelope<'_> {
             ),
             "application/octet-stream"
             | "application/cloudevents+protobuf"
-            | "application/protobuf+cloudevents" => {
-                ("data_base64", Node::str(BASE64.encode(body)))
-            }
-            _ => ("data", Node::str(String::from_utf8_lossy(body).into_owned())),
+            | "application/protobuf+cloudevents" => ("data_base64", Node::str(BASE64.encode(body))),
+            _ => (
+                "data",
+                Node::str(String::from_utf8_lossy(body).into_owned()),
+            ),
         };
         fields.push((data.0.to_string(), data.1));
         Node::Object(fields)
     }
 
     /// (b) The app's own CloudEvent, completed.
-    fn from_cloud_event(&self, body: &[u8], now: DateTime<Utc>) -> Result<Node, ApiError> {
+    fn complete_cloud_event(&self, body: &[u8], now: DateTime<Utc>) -> Result<Node, ApiError> {
         let mut ce = match gojson::parse(body) {
             Ok(n @ Node::Object(_)) => n,
             Ok(_) => return Err(ce_ser_error("the body is JSON but not an object")),
@@ -280,7 +293,9 @@ pub(crate) fn choose_partition(metadata: &Metadata, partitions: u32) -> Result<u
             _ => Err(ApiError::rejected(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "ERR_PUBSUB_PUBLISH_MESSAGE",
-                format!("partitionNumber '{raw}' is not a partition of this topic (0..{partitions})"),
+                format!(
+                    "partitionNumber '{raw}' is not a partition of this topic (0..{partitions})"
+                ),
             )),
         };
     }
@@ -312,7 +327,10 @@ pub(crate) fn raw_payload_wrapper(
 ) -> Vec<u8> {
     let mut fields = vec![
         ("data_base64".to_string(), Node::str(BASE64.encode(stored))),
-        ("datacontenttype".into(), Node::str("application/octet-stream")),
+        (
+            "datacontenttype".into(),
+            Node::str("application/octet-stream"),
+        ),
         ("id".into(), Node::str(uuid::Uuid::new_v4().to_string())),
         ("pubsubname".into(), Node::str(pubsub)),
         ("source".into(), Node::str("Dapr")),

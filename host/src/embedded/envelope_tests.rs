@@ -32,21 +32,55 @@ fn build_json(content_type: &str, body: &[u8]) -> Value {
 fn new_envelope_data_placement_per_content_type() {
     // (content type, body, expected key, expected value)
     let rows: &[(&str, &[u8], &str, Value)] = &[
-        ("application/json", br#"{"b":1,"a":2}"#, "data", json!({"a":2,"b":1})),
-        ("application/json; charset=utf-8", b"[1,2]", "data", json!([1, 2])),
+        (
+            "application/json",
+            br#"{"b":1,"a":2}"#,
+            "data",
+            json!({"a":2,"b":1}),
+        ),
+        (
+            "application/json; charset=utf-8",
+            b"[1,2]",
+            "data",
+            json!([1, 2]),
+        ),
         ("application/json", b"not json", "data", json!("not json")),
-        ("application/octet-stream", b"\x00\x01", "data_base64", json!("AAE=")),
-        ("application/cloudevents+protobuf", b"pb", "data_base64", json!("cGI=")),
+        (
+            "application/octet-stream",
+            b"\x00\x01",
+            "data_base64",
+            json!("AAE="),
+        ),
+        (
+            "application/cloudevents+protobuf",
+            b"pb",
+            "data_base64",
+            json!("cGI="),
+        ),
         ("text/plain", b"hello", "data", json!("hello")),
         ("application/xml", b"<a/>", "data", json!("<a/>")),
-        ("application/problem+json", br#"{"x":1}"#, "data", json!(r#"{"x":1}"#)),
-        ("application/x-www-form-urlencoded", b"a=1", "data", json!("a=1")),
+        (
+            "application/problem+json",
+            br#"{"x":1}"#,
+            "data",
+            json!(r#"{"x":1}"#),
+        ),
+        (
+            "application/x-www-form-urlencoded",
+            b"a=1",
+            "data",
+            json!("a=1"),
+        ),
         ("", b"plain", "data", json!("plain")),
     ];
     for (ct, body, key, want) in rows {
         let v = build_json(ct, body);
         assert_eq!(&v[*key], want, "content type {ct:?}");
-        let other = if *key == "data" { "data_base64" } else { "data" };
+        let other = if *key == "data" {
+            "data_base64"
+        } else {
+            "data"
+        };
         assert!(v.get(other).is_none(), "{ct:?} must not carry {other}");
         let expected_ct = if ct.is_empty() { "text/plain" } else { ct };
         assert_eq!(v["datacontenttype"], *expected_ct);
@@ -69,9 +103,17 @@ fn new_envelope_data_placement_per_content_type() {
 
 #[test]
 fn envelope_is_compact_sorted_and_keeps_number_digits() {
-    let out = build("application/json", br#"{"z":1.50,"a":"<&>"}"#, &Metadata::default()).unwrap();
+    let out = build(
+        "application/json",
+        br#"{"z":1.50,"a":"<&>"}"#,
+        &Metadata::default(),
+    )
+    .unwrap();
     let text = String::from_utf8(out).unwrap();
-    assert!(text.contains(r#""data":{"a":"\u003c\u0026\u003e","z":1.50}"#), "{text}");
+    assert!(
+        text.contains(r#""data":{"a":"\u003c\u0026\u003e","z":1.50}"#),
+        "{text}"
+    );
     let keys: Vec<String> = serde_json::from_str::<serde_json::Map<String, Value>>(&text)
         .unwrap()
         .keys()
@@ -79,7 +121,10 @@ fn envelope_is_compact_sorted_and_keeps_number_digits() {
         .collect();
     let mut sorted = keys.clone();
     sorted.sort();
-    assert_eq!(keys, sorted, "top-level keys sorted (preserve_order keeps document order)");
+    assert_eq!(
+        keys, sorted,
+        "top-level keys sorted (preserve_order keeps document order)"
+    );
     assert!(!text.contains(' ') && !text.contains('\n'));
 }
 
@@ -106,7 +151,10 @@ fn app_cloudevent_is_completed_not_replaced() {
     let body = br#"{"id":"evt-1","type":"task.completed","source":"app","topic":"wrong","data":{"n":12345678901234567890},"time":"2020-01-01T00:00:00Z","specversion":null}"#;
     let out = build(CLOUDEVENTS_JSON, body, &Metadata::default()).unwrap();
     let text = String::from_utf8(out.clone()).unwrap();
-    assert!(text.contains(r#""n":12345678901234567890"#), "digits kept: {text}");
+    assert!(
+        text.contains(r#""n":12345678901234567890"#),
+        "digits kept: {text}"
+    );
     let v: Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(v["id"], "evt-1");
     assert_eq!(v["type"], "task.completed");
@@ -118,7 +166,10 @@ fn app_cloudevent_is_completed_not_replaced() {
     assert_eq!(v["traceid"], "");
     assert_eq!(v["traceparent"], "");
     assert_eq!(v["tracestate"], "");
-    assert!(v.get("datacontenttype").is_none(), "not defaulted in mode (b)");
+    assert!(
+        v.get("datacontenttype").is_none(),
+        "not defaulted in mode (b)"
+    );
 
     let v = build_json("application/cloudevents+json; charset=utf-8", b"{}");
     assert!(v.get("id").is_none(), "no id generated in mode (b)");
@@ -146,7 +197,10 @@ fn raw_payload_is_verbatim_and_must_be_a_bool() {
     let m = md(&[("rawPayload", "false")]);
     assert_ne!(build("text/plain", body, &m).unwrap(), body);
     let e = build("text/plain", body, &md(&[("rawPayload", "yes")])).unwrap_err();
-    assert_eq!((e.status, e.code), (StatusCode::BAD_REQUEST, "ERR_PUBSUB_REQUEST_METADATA"));
+    assert_eq!(
+        (e.status, e.code),
+        (StatusCode::BAD_REQUEST, "ERR_PUBSUB_REQUEST_METADATA")
+    );
 }
 
 #[test]
@@ -176,13 +230,27 @@ fn partitions_are_stable_and_match_sarama() {
     // FNV-1a 32 of "" is 0x811c9dc5 = int32 -2128831035; % 4 = -3 -> 3.
     assert_eq!(partition_for_key("", 4), 3);
     // Stable across calls and processes (no random seed), spread over partitions.
-    let ps: Vec<u32> = (0..64).map(|i| partition_for_key(&format!("user-{i}"), 4)).collect();
-    assert_eq!(ps, (0..64).map(|i| partition_for_key(&format!("user-{i}"), 4)).collect::<Vec<_>>());
+    let ps: Vec<u32> = (0..64)
+        .map(|i| partition_for_key(&format!("user-{i}"), 4))
+        .collect();
+    assert_eq!(
+        ps,
+        (0..64)
+            .map(|i| partition_for_key(&format!("user-{i}"), 4))
+            .collect::<Vec<_>>()
+    );
     for p in 0..4 {
         assert!(ps.contains(&p), "partition {p} never used");
     }
-    assert_eq!(choose_partition(&md(&[]), 4).unwrap(), 0, "no key -> partition 0");
-    assert_eq!(choose_partition(&md(&[("partitionNumber", "2")]), 4).unwrap(), 2);
+    assert_eq!(
+        choose_partition(&md(&[]), 4).unwrap(),
+        0,
+        "no key -> partition 0"
+    );
+    assert_eq!(
+        choose_partition(&md(&[("partitionNumber", "2")]), 4).unwrap(),
+        2
+    );
     assert!(choose_partition(&md(&[("partitionNumber", "4")]), 4).is_err());
     assert_eq!(
         choose_partition(&md(&[("__key", "k")]), 4).unwrap(),

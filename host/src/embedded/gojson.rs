@@ -46,13 +46,6 @@ impl Node {
             fields.push((key.to_string(), value));
         }
     }
-
-    pub fn as_str(&self) -> Option<&str> {
-        match self {
-            Node::String(s) => Some(s),
-            _ => None,
-        }
-    }
 }
 
 /// Compact, key-sorted bytes of `node`.
@@ -289,7 +282,10 @@ impl Parser<'_> {
     }
 
     fn hex4(&mut self) -> Result<u32, ParseError> {
-        let h = self.s.get(self.i..self.i + 4).ok_or(self.err("short \\u escape"))?;
+        let h = self
+            .s
+            .get(self.i..self.i + 4)
+            .ok_or(self.err("short \\u escape"))?;
         let h = std::str::from_utf8(h).map_err(|_| self.err("bad \\u escape"))?;
         let v = u32::from_str_radix(h, 16).map_err(|_| self.err("bad \\u escape"))?;
         self.i += 4;
@@ -388,7 +384,17 @@ mod tests {
 
     #[test]
     fn rejects_invalid_json() {
-        for bad in ["", "{", "[1,]", "01", "1.", "{\"a\" 1}", "\"\u{1}\"", "1 2", "tru"] {
+        for bad in [
+            "",
+            "{",
+            "[1,]",
+            "01",
+            "1.",
+            "{\"a\" 1}",
+            "\"\u{1}\"",
+            "1 2",
+            "tru",
+        ] {
             assert!(parse(bad.as_bytes()).is_err(), "{bad:?} should be rejected");
         }
         let deep = "[".repeat(MAX_DEPTH + 2) + &"]".repeat(MAX_DEPTH + 2);

@@ -106,7 +106,9 @@ impl Embedded {
     /// Opens (or creates) the data dir. Blocks on file I/O: call it at startup.
     pub fn open(cfg: EmbeddedConfig) -> Result<Embedded, EmbeddedError> {
         if cfg.partitions == 0 {
-            return Err(EmbeddedError::Config("partitions must be at least 1".into()));
+            return Err(EmbeddedError::Config(
+                "partitions must be at least 1".into(),
+            ));
         }
         for (what, v) in [
             ("app id", &cfg.app_id),
@@ -114,7 +116,9 @@ impl Embedded {
             ("state store name", &cfg.state_store),
         ] {
             if v.is_empty() {
-                return Err(EmbeddedError::Config(format!("the {what} must not be empty")));
+                return Err(EmbeddedError::Config(format!(
+                    "the {what} must not be empty"
+                )));
             }
         }
         let store = Store::open(&cfg.data_dir, cfg.partitions)?;
@@ -142,8 +146,15 @@ impl Embedded {
             .map_err(ApiError::into_sidecar)
     }
 
-    pub async fn get_state(&self, store: &str, key: &str) -> Result<Option<StateEntry>, SidecarError> {
-        let found = self.state_get(store, key).await.map_err(ApiError::into_sidecar)?;
+    pub async fn get_state(
+        &self,
+        store: &str,
+        key: &str,
+    ) -> Result<Option<StateEntry>, SidecarError> {
+        let found = self
+            .state_get(store, key)
+            .await
+            .map_err(ApiError::into_sidecar)?;
         Ok(found.map(|(etag, value)| StateEntry {
             value: Bytes::from(value),
             etag: Some(etag.to_string()),
@@ -211,7 +222,10 @@ impl Embedded {
             ));
         }
         if topic.is_empty() {
-            return Err(nf("ERR_TOPIC_NAME_EMPTY", format!("topic is empty in pubsub {pubsub}")));
+            return Err(nf(
+                "ERR_TOPIC_NAME_EMPTY",
+                format!("topic is empty in pubsub {pubsub}"),
+            ));
         }
         Ok(())
     }
@@ -313,7 +327,12 @@ impl Embedded {
     }
 
     /// Applies `ops` atomically; `code` is daprd's error code for this request kind.
-    async fn state_apply(&self, store: &str, ops: Vec<StateOp>, code: &'static str) -> Result<(), ApiError> {
+    async fn state_apply(
+        &self,
+        store: &str,
+        ops: Vec<StateOp>,
+        code: &'static str,
+    ) -> Result<(), ApiError> {
         self.check_store(store)?;
         for op in &ops {
             check_key(op.key())?;
@@ -328,14 +347,22 @@ impl Embedded {
 
     /// A receiver that changes whenever `topic` gets a record.
     fn watch(&self, topic: &str) -> watch::Receiver<u64> {
-        let mut map = self.inner.watchers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self
+            .inner
+            .watchers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         map.entry(topic.to_string())
             .or_insert_with(|| watch::channel(0).0)
             .subscribe()
     }
 
     fn notify(&self, topic: &str, offset: u64) {
-        let map = self.inner.watchers.lock().unwrap_or_else(|p| p.into_inner());
+        let map = self
+            .inner
+            .watchers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if let Some(tx) = map.get(topic) {
             tx.send_replace(offset);
         }
@@ -356,3 +383,5 @@ fn check_key(key: &str) -> Result<(), ApiError> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_delivery;

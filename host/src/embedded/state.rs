@@ -46,11 +46,15 @@ pub(crate) struct SaveOp {
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum StateError {
-    #[error("possible etag mismatch. error from state store: etag {etag:?} does not match key {key:?}")]
+    #[error(
+        "possible etag mismatch. error from state store: etag {etag:?} does not match key {key:?}"
+    )]
     EtagMismatch { key: String, etag: String },
     #[error("invalid etag {etag:?} for key {key:?}: etags of this store are numbers")]
     InvalidEtag { key: String, etag: String },
-    #[error("failed to set key {key}: it exists and the write asked for first-write without an etag")]
+    #[error(
+        "failed to set key {key}: it exists and the write asked for first-write without an etag"
+    )]
     FirstWriteExists { key: String },
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -77,7 +81,9 @@ impl StateError {
         let msg = self.to_string();
         let mut e = match self {
             StateError::EtagMismatch { .. } => ApiError::conflict(StatusCode::CONFLICT, code, msg),
-            StateError::InvalidEtag { .. } => ApiError::rejected(StatusCode::BAD_REQUEST, code, msg),
+            StateError::InvalidEtag { .. } => {
+                ApiError::rejected(StatusCode::BAD_REQUEST, code, msg)
+            }
             StateError::FirstWriteExists { .. } => {
                 ApiError::conflict(StatusCode::INTERNAL_SERVER_ERROR, code, msg)
             }
@@ -140,7 +146,9 @@ impl Store {
                         match (&op.etag, op.first_write) {
                             (Some(etag), _) => check_etag(key, etag, current)?,
                             (None, true) if current.is_some() => {
-                                return Err(StateError::FirstWriteExists { key: key.to_string() });
+                                return Err(StateError::FirstWriteExists {
+                                    key: key.to_string(),
+                                });
                             }
                             (None, _) => {}
                         }
@@ -175,7 +183,10 @@ mod tests {
     }
 
     fn del(key: &str, etag: Option<&str>) -> StateOp {
-        StateOp::Delete { key: key.into(), etag: etag.map(str::to_string) }
+        StateOp::Delete {
+            key: key.into(),
+            etag: etag.map(str::to_string),
+        }
     }
 
     #[test]
@@ -185,22 +196,35 @@ mod tests {
         assert_eq!(s.state_get("st", "k").unwrap(), None);
         s.state_apply("st", &[op("k", "1", None, false)]).unwrap();
         assert_eq!(s.state_get("st", "k").unwrap(), Some((1, b"1".to_vec())));
-        s.state_apply("st", &[op("k", "2", Some("1"), false)]).unwrap();
+        s.state_apply("st", &[op("k", "2", Some("1"), false)])
+            .unwrap();
         assert_eq!(s.state_get("st", "k").unwrap(), Some((2, b"2".to_vec())));
         // Stale etag, etag on a missing key, non-numeric etag.
-        let e = s.state_apply("st", &[op("k", "x", Some("1"), false)]).unwrap_err();
+        let e = s
+            .state_apply("st", &[op("k", "x", Some("1"), false)])
+            .unwrap_err();
         assert_eq!(e.into_api("ERR_STATE_SAVE").status, StatusCode::CONFLICT);
-        let e = s.state_apply("st", &[op("new", "x", Some("1"), false)]).unwrap_err();
+        let e = s
+            .state_apply("st", &[op("new", "x", Some("1"), false)])
+            .unwrap_err();
         assert!(matches!(e, StateError::EtagMismatch { .. }));
-        let e = s.state_apply("st", &[op("k", "x", Some("abc"), false)]).unwrap_err();
+        let e = s
+            .state_apply("st", &[op("k", "x", Some("abc"), false)])
+            .unwrap_err();
         assert_eq!(e.into_api("ERR_STATE_SAVE").status, StatusCode::BAD_REQUEST);
         // first-write without etag: insert-if-absent; existing -> 500 Conflict class.
         s.state_apply("st", &[op("fw", "a", None, true)]).unwrap();
-        let e = s.state_apply("st", &[op("fw", "b", None, true)]).unwrap_err().into_api("ERR_STATE_SAVE");
+        let e = s
+            .state_apply("st", &[op("fw", "b", None, true)])
+            .unwrap_err()
+            .into_api("ERR_STATE_SAVE");
         assert_eq!(e.status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(e.class, super::super::error::Class::Conflict);
         // All or nothing.
-        let e = s.state_apply("st", &[op("k", "3", None, false), op("fw", "c", None, true)]);
+        let e = s.state_apply(
+            "st",
+            &[op("k", "3", None, false), op("fw", "c", None, true)],
+        );
         assert!(e.is_err());
         assert_eq!(s.state_get("st", "k").unwrap(), Some((2, b"2".to_vec())));
         // Stores are separate namespaces.

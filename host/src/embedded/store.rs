@@ -157,14 +157,6 @@ impl Store {
         Ok(Store { db, path })
     }
 
-    /// Appends `rec` to `topic` and returns its offset.
-    pub fn append(&self, topic: &str, rec: &Record) -> Result<u64, StoreError> {
-        let tx = self.db.begin_write()?;
-        let offset = append_in(&tx, topic, rec)?;
-        tx.commit()?;
-        Ok(offset)
-    }
-
     /// Appends all of `recs` to `topic` in one transaction; returns their offsets.
     pub fn append_many(&self, topic: &str, recs: &[Record]) -> Result<Vec<u64>, StoreError> {
         let tx = self.db.begin_write()?;
@@ -211,10 +203,12 @@ impl Store {
             .take(limit)
         {
             let offset = entry?.0.value().2;
-            let bytes = log.get((topic, offset))?.ok_or_else(|| StoreError::Corrupt {
-                what: format!("{topic}@{offset}"),
-                detail: "indexed in its partition but missing from the log".into(),
-            })?;
+            let bytes = log
+                .get((topic, offset))?
+                .ok_or_else(|| StoreError::Corrupt {
+                    what: format!("{topic}@{offset}"),
+                    detail: "indexed in its partition but missing from the log".into(),
+                })?;
             out.push((offset, Record::decode(topic, offset, bytes.value())?));
         }
         Ok(out)
@@ -323,11 +317,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let s = Store::open(dir.path(), 2).unwrap();
-            assert_eq!(s.append("t", &rec(0, "a")).unwrap(), 0);
-            assert_eq!(s.append("t", &rec(1, "b")).unwrap(), 1);
-            assert_eq!(s.append("t", &rec(0, "c")).unwrap(), 2);
+            assert_eq!(s.append_many("t", &[rec(0, "a")]).unwrap()[0], 0);
+            assert_eq!(s.append_many("t", &[rec(1, "b")]).unwrap()[0], 1);
+            assert_eq!(s.append_many("t", &[rec(0, "c")]).unwrap()[0], 2);
             s.commit("g", "t", 0, 1).unwrap();
-            let p0: Vec<u64> = s.read_partition("t", 0, 0, 10).unwrap().iter().map(|r| r.0).collect();
+            let p0: Vec<u64> = s
+                .read_partition("t", 0, 0, 10)
+                .unwrap()
+                .iter()
+                .map(|r| r.0)
+                .collect();
             assert_eq!(p0, vec![0, 2]);
             assert!(matches!(
                 Store::open(dir.path(), 2),
@@ -347,7 +346,11 @@ mod tests {
         drop(s);
         assert!(matches!(
             Store::open(dir.path(), 3),
-            Err(EmbeddedError::PartitionsChanged { stored: 2, configured: 3, .. })
+            Err(EmbeddedError::PartitionsChanged {
+                stored: 2,
+                configured: 3,
+                ..
+            })
         ));
     }
 
@@ -355,9 +358,13 @@ mod tests {
     fn dead_letter_and_commit_is_atomic() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path(), 1).unwrap();
-        s.append("t", &rec(0, "x")).unwrap();
+        s.append_many("t", &[rec(0, "x")]).unwrap();
         let dead = [rec(0, "x")];
-        assert_eq!(s.commit_with_dead_letters("g", "t", 0, 1, "t-dlq", &dead).unwrap(), vec![0]);
+        assert_eq!(
+            s.commit_with_dead_letters("g", "t", 0, 1, "t-dlq", &dead)
+                .unwrap(),
+            vec![0]
+        );
         assert_eq!(s.position("g", "t", 0).unwrap(), 1);
         assert_eq!(s.read_topic("t-dlq", 0, 10).unwrap()[0].1.body, b"x");
     }

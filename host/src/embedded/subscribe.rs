@@ -201,11 +201,18 @@ impl RawSub {
                                 s.bulk_enabled = match v {
                                     Value::Null => false,
                                     Value::Bool(b) => *b,
-                                    o => return Err(format!("bulkSubscribe.enabled must be a bool, got {}", kind(o))),
+                                    o => {
+                                        return Err(format!(
+                                            "bulkSubscribe.enabled must be a bool, got {}",
+                                            kind(o)
+                                        ));
+                                    }
                                 }
                             }
                             "maxmessagescount" => s.bulk_max_messages = int(v, "maxMessagesCount")?,
-                            "maxawaitdurationms" => s.bulk_max_await_ms = int(v, "maxAwaitDurationMs")?,
+                            "maxawaitdurationms" => {
+                                s.bulk_max_await_ms = int(v, "maxAwaitDurationMs")?
+                            }
                             _ => {}
                         }
                     }
@@ -222,7 +229,9 @@ impl RawSub {
             None => false,
             Some((_, v)) if v.is_empty() => false,
             Some((_, v)) => parse_go_bool(v).ok_or_else(|| {
-                format!("topic {topic:?}: rawPayload value must be a valid boolean: actual is '{v}'")
+                format!(
+                    "topic {topic:?}: rawPayload value must be a valid boolean: actual is '{v}'"
+                )
             })?,
         };
         let mut rules = Vec::new();
@@ -268,7 +277,12 @@ fn decode_rules(v: &Value) -> Result<Vec<(String, String)>, String> {
     let items = match v {
         Value::Null => return Ok(Vec::new()),
         Value::Array(items) => items,
-        other => return Err(format!("routes.rules must be an array, got {}", kind(other))),
+        other => {
+            return Err(format!(
+                "routes.rules must be an array, got {}",
+                kind(other)
+            ));
+        }
     };
     let mut out = Vec::new();
     for item in items {
@@ -306,8 +320,14 @@ fn parse_match(expr: &str) -> Option<Match> {
         let (l, r) = expr.split_once("!=")?;
         (l, r, false)
     };
-    let path: Vec<String> = lhs.trim().strip_prefix("event.")?.split('.').map(str::to_string).collect();
-    let ident = |s: &String| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let path: Vec<String> = lhs
+        .trim()
+        .strip_prefix("event.")?
+        .split('.')
+        .map(str::to_string)
+        .collect();
+    let ident =
+        |s: &String| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !path.iter().all(ident) {
         return None;
     }
@@ -352,8 +372,18 @@ mod tests {
         assert_eq!(s[0].routes.fallback.as_deref(), Some("/a-route"));
         assert_eq!(s[0].dead_letter_topic.as_deref(), Some("a-dlq"));
         assert!(s[0].raw_payload);
-        assert_eq!(s[1].routes.fallback.as_deref(), Some("/c"), "default beats route");
-        assert_eq!(s[1].bulk, Some(BulkConfig { max_messages: 5, max_await_ms: 10_000 }));
+        assert_eq!(
+            s[1].routes.fallback.as_deref(),
+            Some("/c"),
+            "default beats route"
+        );
+        assert_eq!(
+            s[1].bulk,
+            Some(BulkConfig {
+                max_messages: 5,
+                max_await_ms: 10_000
+            })
+        );
         let ev = json!({"type": "x"});
         assert_eq!(s[1].routes.route(&ev), Some("/x"));
         assert_eq!(s[1].routes.route(&json!({"type": "y"})), Some("/c"));
@@ -364,8 +394,11 @@ mod tests {
     fn type_errors_fail_everything() {
         assert!(subs(json!({"pubsubname": "ps"})).is_err());
         assert!(subs(json!([{"pubsubname": "ps", "topic": 1, "route": "/a"}])).is_err());
-        assert!(subs(json!([{"pubsubname": "ps", "topic": "a", "route": "/a",
-                             "metadata": {"rawPayload": true}}])).is_err());
+        assert!(
+            subs(json!([{"pubsubname": "ps", "topic": "a", "route": "/a",
+                             "metadata": {"rawPayload": true}}]))
+            .is_err()
+        );
         assert!(parse(b"not json", "ps").is_err());
         assert_eq!(parse(b"", "ps").unwrap(), vec![]);
         assert_eq!(parse(b"null", "ps").unwrap(), vec![]);
@@ -379,9 +412,16 @@ mod tests {
         assert!(parse_match("event.type == \"a\" && event.source == \"b\"").is_none());
         assert!(parse_match("type == \"a\"").is_none());
         let m = parse_match("event.type != 'a'").unwrap();
-        let r = Routes { rules: vec![(m, "/p".into())], fallback: None };
+        let r = Routes {
+            rules: vec![(m, "/p".into())],
+            fallback: None,
+        };
         assert_eq!(r.route(&json!({"type": "b"})), Some("/p"));
         assert_eq!(r.route(&json!({"type": "a"})), None);
-        assert_eq!(r.route(&json!({})), None, "missing field is a CEL error: no match");
+        assert_eq!(
+            r.route(&json!({})),
+            None,
+            "missing field is a CEL error: no match"
+        );
     }
 }

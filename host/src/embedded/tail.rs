@@ -43,7 +43,9 @@ pub async fn tail(
             url.push_str(&format!("&wait_ms={WAIT_MS}"));
         }
         let resp = client.get(&url).send().await.with_context(|| {
-            format!("cannot reach the task-events host at {base} (is `task-events-host serve` running?)")
+            format!(
+                "cannot reach the task-events host at {base} (is `task-events-host serve` running?)"
+            )
         })?;
         let status = resp.status();
         if status == reqwest::StatusCode::NOT_FOUND {
@@ -90,6 +92,9 @@ mod tests {
     #[test]
     fn encodes_topics_for_the_path() {
         assert_eq!(super::encode_path("a/b c+d%"), "a/b%20c%2Bd%25");
-        assert_eq!(super::super::api::query_unescape(&super::encode_path("x y+z/é")), "x y+z/é");
+        assert_eq!(
+            super::super::api::query_unescape(&super::encode_path("x y+z/é")),
+            "x y+z/é"
+        );
     }
 }

@@ -60,8 +60,12 @@ async fn read(
     let Query(p) = match params {
         Ok(p) => p,
         Err(err) => {
-            let msg = format!("{} (from, limit and wait_ms are non-negative integers)", err.body_text());
-            return ApiError::rejected(StatusCode::BAD_REQUEST, "ERR_MALFORMED_REQUEST", msg).into_response();
+            let msg = format!(
+                "{} (from, limit and wait_ms are non-negative integers)",
+                err.body_text()
+            );
+            return ApiError::rejected(StatusCode::BAD_REQUEST, "ERR_MALFORMED_REQUEST", msg)
+                .into_response();
         }
     };
     let topic = match uri.path().strip_prefix(PREFIX) {

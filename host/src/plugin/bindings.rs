@@ -6,6 +6,8 @@
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "event-plugin",
+    // The canary compares a plugin's outcome with the expected one exactly.
+    additional_derives: [PartialEq, Eq],
 });
 
 pub use task_events::plugin::log::Level;
