@@ -159,8 +159,7 @@ pub(crate) fn interpret_bulk(status: StatusCode, body: &[u8], ids: &[String]) ->
     let statuses = match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => m
             .into_iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case("statuses"))
-            .next_back()
+            .rfind(|(k, _)| k.eq_ignore_ascii_case("statuses"))
             .and_then(|(_, v)| match v {
                 Value::Array(a) => Some(a),
                 _ => None,
@@ -175,8 +174,7 @@ pub(crate) fn interpret_bulk(status: StatusCode, body: &[u8], ids: &[String]) ->
     let field = |s: &Value, name: &str| -> Option<String> {
         s.as_object()?
             .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-            .next_back()
+            .rfind(|(k, _)| k.eq_ignore_ascii_case(name))
             .and_then(|(_, v)| v.as_str().map(str::to_string))
     };
     let mut by_id: BTreeMap<String, String> = BTreeMap::new();

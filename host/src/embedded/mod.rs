@@ -4,8 +4,8 @@
 //!
 //! What it owns:
 //! - one pubsub component (`cfg.pubsub_name`) behaving like `pubsub.kafka`: per-topic logs split
-//!   into `cfg.partitions` virtual partitions by partition key, one consumer group (`app_id`),
-//!   in-order at-least-once delivery per partition;
+//!   into `cfg.partitions` virtual partitions, one consumer group (`app_id`), in-order
+//!   at-least-once delivery per partition;
 //! - one state store (`cfg.state_store`) behaving like `state.redis` (etags "1", "2", ...);
 //! - the sidecar API routes ([`Embedded::routes`]), the delivery loop ([`Embedded::run_delivery`])
 //!   and the `topics tail` client ([`tail`]).
@@ -14,16 +14,27 @@
 //! - Every accepted write (publish, state save, consumer commit) is a committed, fsynced redb
 //!   transaction before the HTTP answer or the `Result` returns. All redb I/O runs on tokio's
 //!   blocking pool, never on the async executor.
-//! - Publish builds daprd's envelope byte for byte in shape (§2.1, see `envelope.rs`).
+//! - Publish writes daprd's envelope (§2.1, `envelope.rs`): same fields, same rules, compact
+//!   with sorted keys like Go's `json.Marshal` (`gojson.rs`).
+//! - Partition = `metadata.partitionNumber`, else FNV-1a of `metadata.partitionKey` (sarama's
+//!   hash, stable across restarts), else 0: keyless publishes keep one total order.
+//! - Offsets are a per-topic sequence from 0 (shared by the topic's partitions; increasing within
+//!   each), so `/v1.0-embedded/topics` and `tail` page one sequence; `__offset` carries it.
+//! - A new consumer group starts at the oldest record (`initialOffset: oldest`).
 //! - Delivery answers are interpreted per §3 (`deliver.rs`). A RETRY (or error) is redelivered
 //!   forever with exponential backoff from 100 ms up to `cfg.redelivery_backoff`, blocking its
 //!   partition: what daprd does with an inbound resiliency policy `maxRetries: -1`, and what
-//!   Kafka's `consumeRetry` does without one. DROP/404 go to the subscription's dead-letter topic
-//!   (same bytes, metadata and partition) atomically with the commit.
+//!   Kafka's `consumeRetry` does without one. (A bare daprd with no retry policy would send a
+//!   RETRY straight to the dead-letter topic; the pipeline's own retry schedule needs the
+//!   redelivery.) DROP/404 go to the subscription's dead-letter topic (same bytes, metadata and
+//!   partition) atomically with the commit.
 //!
 //! How it fails: [`Embedded::open`] returns an [`EmbeddedError`] saying what to do (data dir
 //! locked by another host, partition count changed, ...). Requests fail as daprd's do (status +
 //! `errorCode`); in-process callers get a [`SidecarError`] classed by what to do next.
+//!
+//! Not implemented: API tokens (the host wraps [`Embedded::routes`] in its own token layer),
+//! state TTLs, `/v1.0/metadata`, CEL beyond `event.<field> ==|!= "<string>"`, and tracing.
 
 mod api;
 mod api_state;

@@ -1,0 +1,77 @@
+//! The command line an operator uses besides `serve`: `check` and `topics tail`.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use task_events_tests::events::daily_completion;
+use task_events_tests::host::HostProcess;
+use task_events_tests::plugins::{HOSTILE_WASM, task_plugin_file};
+
+const HOST: &str = env!("CARGO_BIN_EXE_host-under-test");
+
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(HOST).args(args).env("RUST_LOG", "error").output().expect("running the host binary");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn check_prints_the_manifest_of_a_valid_plugin() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = task_plugin_file(dir.path());
+    let (ok, stdout, stderr) = run(&["check", wasm.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    let manifest: Value = serde_json::from_str(&stdout).expect("the manifest is JSON");
+    assert_eq!(manifest["name"], "task-plugin");
+    assert_eq!(manifest["subscriptions"][0]["topic"], "task-events");
+    assert_eq!(manifest["sha256"].as_str().unwrap().len(), 64);
+    let (ok, _, _) = run(&["check", HOSTILE_WASM]);
+    assert!(ok, "the hostile fixture fits the world too");
+}
+
+#[test]
+fn check_explains_what_is_wrong_with_a_bad_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, &[u8], &str); 3] = [
+        ("core.wasm", b"\0asm\x01\0\0\0", "core wasm module, not a component"),
+        ("text.wasm", b"hello", "not WebAssembly"),
+        ("truncated.wasm", &task_events_tests::plugins::task_plugin_bytes()[..4096], "does not compile"),
+    ];
+    for (name, bytes, expected) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let (ok, _, stderr) = run(&["check", path.to_str().unwrap()]);
+        assert!(!ok, "{name} must be refused");
+        assert!(stderr.contains(expected), "{name}: {stderr}");
+    }
+    let (ok, _, stderr) = run(&["check", "/nonexistent/plugin.wasm"]);
+    assert!(!ok && stderr.contains("cannot read /nonexistent/plugin.wasm"), "{stderr}");
+}
+
+#[tokio::test]
+async fn topics_tail_prints_what_came_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let host = HostProcess::start(HOST, dir.path(), &["--sidecar", "embedded", "--data-dir", data.to_str().unwrap()], &[]).await;
+    let status = reqwest::Client::new()
+        .post(format!("{}/v1.0/publish/kafka-pubsub/task-events", host.base))
+        .header("content-type", "application/json")
+        .body(daily_completion(9).to_string())
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 204);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (ok, stdout, stderr) = run(&["topics", "tail", "task-events", "--url", &host.base, "--no-follow"]);
+        assert!(ok, "{stderr}");
+        let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("one JSON record per line")).collect();
+        if lines.iter().any(|r| r["event"]["type"] == "task.created") {
+            assert_eq!(lines[0]["offset"], 0);
+            break;
+        }
+        assert!(Instant::now() < deadline, "no task.created in {stdout}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
