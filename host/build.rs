@@ -5,7 +5,9 @@ use std::path::Path;
 
 fn main() {
     let host_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let root = host_dir.parent().expect("host/ lives in the workspace root");
+    let root = host_dir
+        .parent()
+        .expect("host/ lives in the workspace root");
     let wasm = guest_build::build_component(root, "task-plugin", &root.join("guest"));
     println!("cargo:rustc-env=TASK_PLUGIN_WASM={}", wasm.display());
 }

@@ -5,7 +5,9 @@ use std::path::Path;
 
 fn main() {
     let tests_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let root = tests_dir.parent().expect("tests/ lives in the workspace root");
+    let root = tests_dir
+        .parent()
+        .expect("tests/ lives in the workspace root");
     let hostile = tests_dir.join("plugins").join("hostile");
     let wasm = guest_build::build_component(root, "hostile-plugin", &hostile);
     println!("cargo:rustc-env=HOSTILE_PLUGIN_WASM={}", wasm.display());

@@ -37,7 +37,10 @@ impl handler::Guest for TaskPlugin {
             retry_policies: m
                 .retry_policies
                 .into_iter()
-                .map(|p| wit::RetryPolicy { event_type: p.event_type, delays_ms: p.delays_ms })
+                .map(|p| wit::RetryPolicy {
+                    event_type: p.event_type,
+                    delays_ms: p.delays_ms,
+                })
                 .collect(),
         }
     }
@@ -111,7 +114,13 @@ fn outcome_to_wit(o: model::Outcome) -> wit::Outcome {
             dedupe_key,
             emits: emits
                 .into_iter()
-                .map(|e| wit::Emit { topic: e.topic, key: e.key, id: e.id, kind: e.kind, data: e.data })
+                .map(|e| wit::Emit {
+                    topic: e.topic,
+                    key: e.key,
+                    id: e.id,
+                    kind: e.kind,
+                    data: e.data,
+                })
                 .collect(),
         }),
         model::Outcome::Retry(p) => wit::Outcome::Retry(problem_to_wit(p)),
@@ -120,7 +129,11 @@ fn outcome_to_wit(o: model::Outcome) -> wit::Outcome {
 }
 
 fn problem_to_wit(p: DomainProblem) -> wit::Problem {
-    wit::Problem { code: p.code, message: p.message, pointer: p.pointer }
+    wit::Problem {
+        code: p.code,
+        message: p.message,
+        pointer: p.pointer,
+    }
 }
 
 fn problems_to_wit(ps: Vec<DomainProblem>) -> Vec<wit::Problem> {

@@ -34,7 +34,10 @@ pub struct Emit {
 /// The plugin's verdict on one delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Done { dedupe_key: String, emits: Vec<Emit> },
+    Done {
+        dedupe_key: String,
+        emits: Vec<Emit>,
+    },
     Retry(Problem),
     Reject(Vec<Problem>),
 }

@@ -18,11 +18,19 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(code: &str, message: impl Into<String>) -> Self {
-        Problem { code: code.to_string(), message: message.into(), pointer: None }
+        Problem {
+            code: code.to_string(),
+            message: message.into(),
+            pointer: None,
+        }
     }
 
     pub fn at(code: &str, pointer: impl Into<String>, message: impl Into<String>) -> Self {
-        Problem { code: code.to_string(), message: message.into(), pointer: Some(pointer.into()) }
+        Problem {
+            code: code.to_string(),
+            message: message.into(),
+            pointer: Some(pointer.into()),
+        }
     }
 
     /// The same problem, re-rooted under `prefix` (e.g. a rule problem placed at

@@ -4,7 +4,9 @@
 //! drives a steady stream of task completions at it, and while the load runs replaces the
 //! `--guest` file (temp file + rename, as an operator or a ConfigMap update would):
 //! - `BENCH_COLD` times (default 5) with a build never seen before (compile-cache miss);
-//! - `BENCH_SWAPS` times (default 20) alternating between two builds already in the cache.
+//! - `BENCH_SWAPS` times (default 20) alternating between two builds already in the cache;
+//! - then `BENCH_ADMIN` times (default 10) through `POST /admin/plugin` (no file, no debounce).
+//! `BENCH_DEBOUNCE_MS` (default 100, the host's default) sets `--watch-debounce-ms`.
 //!
 //! For each swap it measures the time from the rename to the first delivery served by the new
 //! generation (polling `GET /admin/plugin` every 2 ms: current sha256 is the new one and it has
@@ -29,7 +31,10 @@ use sha2::{Digest, Sha256};
 const TOKEN: &str = "bench-token";
 
 fn env_u32(name: &str, default: u32) -> u32 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// `bytes` with a custom section (id 0, name, payload) appended: same plugin, new sha256.
@@ -92,16 +97,31 @@ impl Drop for Host {
 }
 
 impl Host {
-    async fn start(dir: &Path, guest: &Path) -> Host {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    async fn start(dir: &Path, guest: &Path, debounce_ms: u32) -> Host {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let log = std::fs::File::create(dir.join("host.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_task-events-host"))
-            .args(["serve", "--sidecar", "embedded", "--app-port", &port.to_string()])
+            .args([
+                "serve",
+                "--sidecar",
+                "embedded",
+                "--app-port",
+                &port.to_string(),
+            ])
             .arg("--data-dir")
             .arg(dir.join("data"))
             .arg("--guest")
             .arg(guest)
-            .args(["--admin-token", TOKEN])
+            .args([
+                "--admin-token",
+                TOKEN,
+                "--watch-debounce-ms",
+                &debounce_ms.to_string(),
+            ])
             .env("RUST_LOG", "warn")
             .env("NO_COLOR", "1")
             .env_remove("DAPR_HTTP_PORT")
@@ -110,22 +130,52 @@ impl Host {
             .stderr(log)
             .spawn()
             .expect("starting the host");
-        let host = Host { child, base: format!("http://127.0.0.1:{port}"), client: reqwest::Client::new() };
+        let host = Host {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            client: reqwest::Client::new(),
+        };
         let deadline = Instant::now() + Duration::from_secs(120);
-        while host.client.get(format!("{}/healthz", host.base)).send().await.is_err() {
-            assert!(Instant::now() < deadline, "the host did not start; see {}", dir.join("host.log").display());
+        while host
+            .client
+            .get(format!("{}/healthz", host.base))
+            .send()
+            .await
+            .is_err()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the host did not start; see {}",
+                dir.join("host.log").display()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         host
     }
 
     async fn status(&self) -> Value {
-        let resp = self.client.get(format!("{}/admin/plugin", self.base)).bearer_auth(TOKEN).send().await;
-        resp.expect("GET /admin/plugin").json().await.expect("status JSON")
+        let resp = self
+            .client
+            .get(format!("{}/admin/plugin", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await;
+        resp.expect("GET /admin/plugin")
+            .json()
+            .await
+            .expect("status JSON")
     }
 
     async fn metric(&self, series: &str) -> f64 {
-        let text = self.client.get(format!("{}/metrics", self.base)).send().await.unwrap().text().await.unwrap();
+        let text = self
+            .client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         text.lines()
             .find_map(|l| l.strip_prefix(series).and_then(|r| r.strip_prefix(' ')))
             .and_then(|v| v.trim().parse().ok())
@@ -136,8 +186,19 @@ impl Host {
         let mut events = Vec::new();
         let mut from = 0;
         loop {
-            let url = format!("{}/v1.0-embedded/topics/{topic}?from={from}&limit=1000", self.base);
-            let page: Value = self.client.get(url).send().await.unwrap().json().await.unwrap();
+            let url = format!(
+                "{}/v1.0-embedded/topics/{topic}?from={from}&limit=1000",
+                self.base
+            );
+            let page: Value = self
+                .client
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
             let records = page["records"].as_array().cloned().unwrap_or_default();
             if records.is_empty() {
                 return events;
@@ -147,6 +208,25 @@ impl Host {
         }
     }
 
+    /// `POST /admin/plugin`: the time until the response (the new build serves when it comes).
+    async fn swap_admin(&self, bytes: &[u8]) -> Duration {
+        let started = Instant::now();
+        let resp = self
+            .client
+            .post(format!("{}/admin/plugin", self.base))
+            .bearer_auth(TOKEN)
+            .body(bytes.to_vec())
+            .send()
+            .await;
+        let body: Value = resp
+            .expect("POST /admin/plugin")
+            .json()
+            .await
+            .expect("swap JSON");
+        assert_eq!(body["result"], "swapped", "{body:#}");
+        started.elapsed()
+    }
+
     /// Replaces the file and returns the time until the new build served a delivery.
     async fn swap_file(&self, guest: &Path, bytes: &[u8]) -> Duration {
         let sha = sha256_hex(bytes);
@@ -154,13 +234,24 @@ impl Host {
         replace_file(guest, bytes);
         loop {
             let status = self.status().await;
-            if status["current"]["sha256"] == sha.as_str() && status["current"]["deliveries"].as_u64() >= Some(1) {
+            if status["current"]["sha256"] == sha.as_str()
+                && status["current"]["deliveries"].as_u64() >= Some(1)
+            {
                 return started.elapsed();
             }
-            if let Some(rejection) = status["last_rejection"]["sha256"].as_str().filter(|s| *s == sha) {
-                panic!("the build {rejection} was rejected: {}", status["last_rejection"]);
+            if let Some(rejection) = status["last_rejection"]["sha256"]
+                .as_str()
+                .filter(|s| *s == sha)
+            {
+                panic!(
+                    "the build {rejection} was rejected: {}",
+                    status["last_rejection"]
+                );
             }
-            assert!(started.elapsed() < Duration::from_secs(120), "the swap did not happen: {status:#}");
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "the swap did not happen: {status:#}"
+            );
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
@@ -182,7 +273,11 @@ fn summary(name: &str, samples: &[Duration]) {
 
 fn main() {
     // `cargo bench` passes `--bench`; this harness takes no arguments.
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(run());
 }
 
@@ -191,6 +286,8 @@ async fn run() {
     let warm_swaps = env_u32("BENCH_SWAPS", 20);
     let max_events = env_u32("BENCH_MAX_EVENTS", 20_000);
     let every = Duration::from_millis(u64::from(env_u32("BENCH_EVERY_MS", 5)));
+    let admin_swaps = env_u32("BENCH_ADMIN", 10);
+    let debounce_ms = env_u32("BENCH_DEBOUNCE_MS", 100);
 
     let dir = tempfile::tempdir().unwrap();
     let plugins = dir.path().join("plugins");
@@ -198,8 +295,12 @@ async fn run() {
     let guest = plugins.join("plugin.wasm");
     let bundled = task_events_host::BUNDLED_PLUGIN;
     std::fs::write(&guest, bundled).unwrap();
-    let host = Arc::new(Host::start(dir.path(), &guest).await);
-    println!("host up at {} (data in {})", host.base, dir.path().display());
+    let host = Arc::new(Host::start(dir.path(), &guest, debounce_ms).await);
+    println!(
+        "host up at {} (data in {})",
+        host.base,
+        dir.path().display()
+    );
 
     // Continuous load: one completion every `every`, until told to stop.
     let stop = Arc::new(AtomicBool::new(false));
@@ -211,7 +312,10 @@ async fn run() {
             while n < max_events && !stop.load(Ordering::Relaxed) {
                 let resp = host
                     .client
-                    .post(format!("{}/v1.0/publish/kafka-pubsub/task-events", host.base))
+                    .post(format!(
+                        "{}/v1.0/publish/kafka-pubsub/task-events",
+                        host.base
+                    ))
                     .header("content-type", "application/json")
                     .body(completion(n).to_string())
                     .send()
@@ -228,7 +332,11 @@ async fn run() {
 
     let mut cold = Vec::new();
     for i in 0..cold_swaps {
-        let build = with_custom_section(bundled, "bench-build", format!("cold-{i}-{}", std::process::id()).as_bytes());
+        let build = with_custom_section(
+            bundled,
+            "bench-build",
+            format!("cold-{i}-{}", std::process::id()).as_bytes(),
+        );
         cold.push(host.swap_file(&guest, &build).await);
     }
     // Two builds, compiled (and cached) once, then swapped back and forth.
@@ -240,6 +348,11 @@ async fn run() {
     for i in 0..warm_swaps {
         let build = if i % 2 == 0 { &a } else { &b };
         warm.push(host.swap_file(&guest, build).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut admin = Vec::new();
+    for i in 0..admin_swaps {
+        admin.push(host.swap_admin(if i % 2 == 0 { &a } else { &b }).await);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     stop.store(true, Ordering::Relaxed);
@@ -266,19 +379,42 @@ async fn run() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let dead_letters = host.topic("task-events-dlq").await.len();
-    let retry = host.metric("task_events_deliveries_total{status=\"RETRY\"}").await;
-    let dropped = host.metric("task_events_deliveries_total{status=\"DROP\"}").await;
+    let retry = host
+        .metric("task_events_deliveries_total{status=\"RETRY\"}")
+        .await;
+    let dropped = host
+        .metric("task_events_deliveries_total{status=\"DROP\"}")
+        .await;
     let mut plugin_failures = 0.0;
     for kind in ["trap", "deadline", "memory"] {
-        plugin_failures += host.metric(&format!("task_events_plugin_failures_total{{kind=\"{kind}\"}}")).await;
+        plugin_failures += host
+            .metric(&format!(
+                "task_events_plugin_failures_total{{kind=\"{kind}\"}}"
+            ))
+            .await;
     }
     let status = host.status().await;
 
     println!();
-    println!("| swap (file rename -> first delivery on the new build) | n | min ms | median ms | p90 ms | max ms |");
+    println!(
+        "| swap (file rename -> first delivery on the new build) | n | min ms | median ms | p90 ms | max ms |"
+    );
     println!("|---|---|---|---|---|---|");
     summary("cold (compile-cache miss)", &cold);
     summary("warm (compile-cache hit)", &warm);
+    if !admin.is_empty() {
+        println!();
+        println!(
+            "| swap via POST /admin/plugin (request -> response; serving when it returns) | n | min ms | median ms | p90 ms | max ms |"
+        );
+        println!("|---|---|---|---|---|---|");
+        summary("warm (compile-cache hit)", &admin);
+    }
+    println!();
+    println!(
+        "(watch debounce {debounce_ms} ms; load: one completion every {} ms)",
+        every.as_millis()
+    );
     println!();
     println!("| under continuous load | value |");
     println!("|---|---|");
@@ -287,7 +423,10 @@ async fn run() {
     println!("| completions accepted | {accepted} |");
     println!("| completions processed (unique task.created) | {unique} |");
     println!("| duplicate task.created | {} |", created - unique);
-    println!("| lost (accepted, never processed) | {} |", accepted.saturating_sub(unique));
+    println!(
+        "| lost (accepted, never processed) | {} |",
+        accepted.saturating_sub(unique)
+    );
     println!("| deliveries answered RETRY | {retry} |");
     println!("| deliveries answered DROP | {dropped} |");
     println!("| plugin failures (trap/deadline/memory) | {plugin_failures} |");

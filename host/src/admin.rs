@@ -27,7 +27,8 @@ use axum::routing::{get, post};
 use serde_json::json;
 
 use crate::dapr::auth::token_matches;
-use crate::plugin::swap::{SwapOutcome, Swapper, Trigger};
+use crate::plugin::report::Trigger;
+use crate::plugin::swap::{SwapOutcome, Swapper};
 
 /// Largest plugin accepted by `POST /admin/plugin`.
 pub const MAX_PLUGIN_BYTES: usize = 64 << 20;

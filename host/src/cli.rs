@@ -9,10 +9,14 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::{LimitArgs, ServeArgs};
-use crate::plugin::{Plugin, Runtime};
+use crate::plugin::{Preparer, Runtime};
 
 #[derive(Parser)]
-#[command(name = "task-events-host", version, about = "Runs task-events plugins (wasm components) beside a Dapr sidecar, or with an embedded one")]
+#[command(
+    name = "task-events-host",
+    version,
+    about = "Runs task-events plugins (wasm components) beside a Dapr sidecar, or with an embedded one"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -22,10 +26,13 @@ struct Cli {
 enum Command {
     /// Serve Dapr's app callback and run the plugin for every delivery.
     Serve(ServeArgs),
-    /// Load and check a plugin (.wasm): world compatibility and manifest; prints the manifest.
+    /// Check a plugin (.wasm) exactly as a swap would (world, manifest, canary); print its manifest.
     Check {
         /// The plugin component.
         file: PathBuf,
+        /// Extra golden cases (JSONL) the plugin must reproduce, as with `serve --canary-file`.
+        #[arg(long, env = "TASK_EVENTS_CANARY_FILE")]
+        canary_file: Option<PathBuf>,
         #[command(flatten)]
         limits: LimitArgs,
     },
@@ -57,17 +64,33 @@ enum TopicsCommand {
 pub fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,wasmtime=warn,cranelift=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,wasmtime=warn,cranelift=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("starting the tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("starting the tokio runtime");
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => crate::serve::serve(args).await,
-            Command::Check { file, limits } => check(file, limits).await,
-            Command::Topics { command: TopicsCommand::Tail { topic, url, from, no_follow } } => {
+            Command::Check {
+                file,
+                canary_file,
+                limits,
+            } => check(file, canary_file, limits).await,
+            Command::Topics {
+                command:
+                    TopicsCommand::Tail {
+                        topic,
+                        url,
+                        from,
+                        no_follow,
+                    },
+            } => {
                 let mut out = std::io::stdout();
                 crate::embedded::tail(&url, &topic, from, !no_follow, &mut out).await
             }
@@ -82,10 +105,20 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn check(file: PathBuf, limits: LimitArgs) -> anyhow::Result<()> {
-    let bytes = std::fs::read(&file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
-    let runtime = Runtime::new(limits.limits()).map_err(|e| anyhow::anyhow!("starting the wasm runtime: {e:#}"))?;
-    let plugin = tokio::task::spawn_blocking(move || Plugin::load(&runtime, &bytes)).await??;
+async fn check(
+    file: PathBuf,
+    canary_file: Option<PathBuf>,
+    limits: LimitArgs,
+) -> anyhow::Result<()> {
+    let bytes =
+        std::fs::read(&file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+    let runtime = Runtime::new(limits.limits())
+        .map_err(|e| anyhow::anyhow!("starting the wasm runtime: {e:#}"))?;
+    // The same preparation a swap runs, without the compile cache: what passes here, loads there.
+    let prepared = Preparer::new(runtime, None, canary_file)
+        .prepare(bytes)
+        .await?;
+    let plugin = &prepared.plugin;
     let m = &plugin.manifest;
     let manifest = serde_json::json!({
         "name": m.name,
@@ -98,6 +131,10 @@ async fn check(file: PathBuf, limits: LimitArgs) -> anyhow::Result<()> {
         "retry_policies": m.retry_policies.iter().map(|p| serde_json::json!({"event_type": p.event_type, "delays_ms": p.delays_ms})).collect::<Vec<_>>(),
     });
     println!("{}", serde_json::to_string_pretty(&manifest)?);
-    eprintln!("ok: {} is a valid task-events plugin", file.display());
+    eprintln!(
+        "ok: {} is a valid task-events plugin ({} canary cases passed)",
+        file.display(),
+        prepared.canary.plugin_cases + prepared.canary.operator_cases
+    );
     Ok(())
 }

@@ -83,7 +83,11 @@ pub struct ServeArgs {
     pub partitions: u32,
 
     /// Longest wait between redeliveries of a message the app answered RETRY (embedded mode).
-    #[arg(long, env = "TASK_EVENTS_REDELIVERY_BACKOFF_MS", default_value_t = 5_000)]
+    #[arg(
+        long,
+        env = "TASK_EVENTS_REDELIVERY_BACKOFF_MS",
+        default_value_t = 5_000
+    )]
     pub redelivery_backoff_ms: u64,
 
     /// Timeout of one call to the sidecar (publish, state).
@@ -144,7 +148,8 @@ impl Default for Limits {
 impl LimitArgs {
     pub fn limits(&self) -> Limits {
         Limits {
-            memory_bytes: usize::try_from(self.memory_limit_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
+            memory_bytes: usize::try_from(self.memory_limit_mib.saturating_mul(1 << 20))
+                .unwrap_or(usize::MAX),
             call_deadline: Duration::from_millis(self.call_deadline_ms.max(1)),
             max_instances: self.max_instances.max(1),
             ..Limits::default()
@@ -257,14 +262,18 @@ impl SwapArgs {
 impl ServeArgs {
     /// Resolves `--sidecar auto` against the environment daprd's launchers set.
     pub fn sidecar_mode(&self) -> SidecarMode {
-        let dapr_endpoint = self
-            .dapr_http_endpoint
-            .clone()
-            .or_else(|| self.dapr_http_port.map(|port| format!("http://127.0.0.1:{port}")));
+        let dapr_endpoint = self.dapr_http_endpoint.clone().or_else(|| {
+            self.dapr_http_port
+                .map(|port| format!("http://127.0.0.1:{port}"))
+        });
         match (self.sidecar, dapr_endpoint) {
             (SidecarChoice::Embedded, _) | (SidecarChoice::Auto, None) => SidecarMode::Embedded,
-            (_, Some(endpoint)) => SidecarMode::Dapr { endpoint: endpoint.trim_end_matches('/').to_string() },
-            (SidecarChoice::Dapr, None) => SidecarMode::Dapr { endpoint: "http://127.0.0.1:3500".into() },
+            (_, Some(endpoint)) => SidecarMode::Dapr {
+                endpoint: endpoint.trim_end_matches('/').to_string(),
+            },
+            (SidecarChoice::Dapr, None) => SidecarMode::Dapr {
+                endpoint: "http://127.0.0.1:3500".into(),
+            },
         }
     }
 

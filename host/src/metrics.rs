@@ -98,18 +98,40 @@ impl Metrics {
                 ("{status=\"DROP\"}", &self.drop),
             ],
         );
-        counter("task_events_duplicates_total", "Deliveries whose dedupe key was already handled.", &[("", &self.duplicates)]);
+        counter(
+            "task_events_duplicates_total",
+            "Deliveries whose dedupe key was already handled.",
+            &[("", &self.duplicates)],
+        );
         counter(
             "task_events_dead_letters_total",
             "Events published to a dead-letter topic, by reason.",
-            &[("{reason=\"rejected\"}", &self.dead_letter_rejected), ("{reason=\"retries-exhausted\"}", &self.dead_letter_exhausted)],
+            &[
+                ("{reason=\"rejected\"}", &self.dead_letter_rejected),
+                (
+                    "{reason=\"retries-exhausted\"}",
+                    &self.dead_letter_exhausted,
+                ),
+            ],
         );
-        counter("task_events_sidecar_errors_total", "Failed sidecar calls (answered RETRY).", &[("", &self.sidecar_errors)]);
-        counter("task_events_envelope_errors_total", "Bodies that were not usable CloudEvents (answered DROP).", &[("", &self.envelope_errors)]);
+        counter(
+            "task_events_sidecar_errors_total",
+            "Failed sidecar calls (answered RETRY).",
+            &[("", &self.sidecar_errors)],
+        );
+        counter(
+            "task_events_envelope_errors_total",
+            "Bodies that were not usable CloudEvents (answered DROP).",
+            &[("", &self.envelope_errors)],
+        );
         counter(
             "task_events_plugin_failures_total",
             "Plugin calls that failed, by limit.",
-            &[("{kind=\"trap\"}", &self.plugin_trap), ("{kind=\"deadline\"}", &self.plugin_deadline), ("{kind=\"memory\"}", &self.plugin_memory)],
+            &[
+                ("{kind=\"trap\"}", &self.plugin_trap),
+                ("{kind=\"deadline\"}", &self.plugin_deadline),
+                ("{kind=\"memory\"}", &self.plugin_memory),
+            ],
         );
         out.push_str(extra);
         for source in self

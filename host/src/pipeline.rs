@@ -85,9 +85,20 @@ impl Pipeline {
             let reason = match generation.handle(delivery).await {
                 Ok(Outcome::Done(handled)) => return self.finish(sub, &generation, handled).await,
                 Ok(Outcome::Reject(problems)) => {
-                    return self.dead_letter(sub, incoming, &generation, Failure::Rejected(problems), attempt).await;
+                    return self
+                        .dead_letter(
+                            sub,
+                            incoming,
+                            &generation,
+                            Failure::Rejected(problems),
+                            attempt,
+                        )
+                        .await;
                 }
-                Ok(Outcome::Retry(problem)) => format!("the plugin asked to retry: {}: {}", problem.code, problem.message),
+                Ok(Outcome::Retry(problem)) => format!(
+                    "the plugin asked to retry: {}: {}",
+                    problem.code, problem.message
+                ),
                 Err(error) => {
                     self.metrics.plugin_failure(&error);
                     tracing::warn!(event = %incoming.id, attempt, "{error}");
@@ -96,8 +107,11 @@ impl Pipeline {
             };
             let delays = retry_delays(&generation, &incoming.data, &incoming.kind);
             let Some(delay) = delays.get(attempt as usize - 1) else {
-                let failure = Failure::RetriesExhausted(format!("{reason} (after {attempt} attempts)"));
-                return self.dead_letter(sub, incoming, &generation, failure, attempt).await;
+                let failure =
+                    Failure::RetriesExhausted(format!("{reason} (after {attempt} attempts)"));
+                return self
+                    .dead_letter(sub, incoming, &generation, failure, attempt)
+                    .await;
             };
             tracing::info!(event = %incoming.id, attempt, delay_ms = delay, "retrying: {reason}");
             tokio::select! {
@@ -109,8 +123,14 @@ impl Pipeline {
     }
 
     /// Publishes the emits, then records the dedupe key; a key seen before publishes nothing.
-    async fn finish(&self, sub: &Subscription, generation: &Generation, handled: Handled) -> Status {
-        let key = (!handled.dedupe_key.is_empty()).then(|| format!("processed-{}", handled.dedupe_key));
+    async fn finish(
+        &self,
+        sub: &Subscription,
+        generation: &Generation,
+        handled: Handled,
+    ) -> Status {
+        let key =
+            (!handled.dedupe_key.is_empty()).then(|| format!("processed-{}", handled.dedupe_key));
         if let Some(key) = &key {
             match self.sidecar.get_state(&self.state_store, key).await {
                 Ok(Some(_)) => {
@@ -123,24 +143,42 @@ impl Pipeline {
             }
         }
         for emit in &handled.emits {
-            if let Err(e) = self.sidecar.publish(emit_request(sub, emit, &self.app_id)).await {
+            if let Err(e) = self
+                .sidecar
+                .publish(emit_request(sub, emit, &self.app_id))
+                .await
+            {
                 return self.sidecar_failed("publishing an emitted event", e);
             }
         }
-        let Some(key) = key else { return Status::Success };
+        let Some(key) = key else {
+            return Status::Success;
+        };
         let record = json!({
             "plugin": generation.plugin.label(),
             "emits": handled.emits.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
             "processed_at": chrono::Utc::now().to_rfc3339(),
         });
-        match self.sidecar.save_state(&self.state_store, &key, Bytes::from(record.to_string()), Concurrency::FirstWrite).await {
+        match self
+            .sidecar
+            .save_state(
+                &self.state_store,
+                &key,
+                Bytes::from(record.to_string()),
+                Concurrency::FirstWrite,
+            )
+            .await
+        {
             Ok(()) => Status::Success,
             // A concurrent duplicate recorded it first (409), or the store answered 500 for
             // first-write on an existing key (Redis, Postgres): re-read to tell which.
             Err(SidecarError::Conflict(_) | SidecarError::Unavailable(_)) => {
                 match self.sidecar.get_state(&self.state_store, &key).await {
                     Ok(Some(_)) => Status::Success,
-                    Ok(None) => self.sidecar_failed("saving the dedupe record", SidecarError::Unavailable("the save failed".into())),
+                    Ok(None) => self.sidecar_failed(
+                        "saving the dedupe record",
+                        SidecarError::Unavailable("the save failed".into()),
+                    ),
                     Err(e) => self.sidecar_failed("saving the dedupe record", e),
                 }
             }
@@ -158,16 +196,22 @@ impl Pipeline {
     ) -> Status {
         let (reason, problems) = match failure {
             Failure::Rejected(problems) => ("rejected", problems),
-            Failure::RetriesExhausted(why) => {
-                ("retries-exhausted", vec![Problem { code: "retries-exhausted".into(), message: why, pointer: None }])
-            }
+            Failure::RetriesExhausted(why) => (
+                "retries-exhausted",
+                vec![Problem {
+                    code: "retries-exhausted".into(),
+                    message: why,
+                    pointer: None,
+                }],
+            ),
         };
         self.metrics.dead_letter(reason);
         let Some(topic) = &sub.dead_letter_topic else {
             tracing::warn!(event = %incoming.id, reason, "no dead-letter topic on {}; answering DROP", sub.topic);
             return Status::Drop;
         };
-        let original: Value = serde_json::from_str(&incoming.data).unwrap_or_else(|_| Value::String(incoming.data.clone()));
+        let original: Value = serde_json::from_str(&incoming.data)
+            .unwrap_or_else(|_| Value::String(incoming.data.clone()));
         let record = json!({
             "specversion": "1.0",
             "id": format!("{}:dead-letter", incoming.id),
@@ -206,7 +250,8 @@ impl Pipeline {
 /// The CloudEvent the host publishes for one emit: the plugin's deterministic id and type,
 /// partitioned by the emit's key.
 fn emit_request(sub: &Subscription, emit: &Emit, app_id: &str) -> PublishRequest {
-    let data: Value = serde_json::from_str(&emit.data).unwrap_or_else(|_| Value::String(emit.data.clone()));
+    let data: Value =
+        serde_json::from_str(&emit.data).unwrap_or_else(|_| Value::String(emit.data.clone()));
     let event = json!({
         "specversion": "1.0",
         "id": emit.id,
@@ -227,11 +272,18 @@ fn emit_request(sub: &Subscription, emit: &Emit, app_id: &str) -> PublishRequest
 /// The retry delays for this event: the policy for its `event_type`, else for its CloudEvent
 /// type, else the `*` policy, else none (dead-letter at once).
 fn retry_delays<'a>(generation: &'a Generation, data: &str, cloud_event_type: &str) -> &'a [u32] {
-    let event_type = serde_json::from_str::<Value>(data)
-        .ok()
-        .and_then(|v| v.get("event_type").and_then(Value::as_str).map(str::to_string));
+    let event_type = serde_json::from_str::<Value>(data).ok().and_then(|v| {
+        v.get("event_type")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    });
     let policies = &generation.plugin.manifest.retry_policies;
-    let find = |t: &str| policies.iter().find(|p| p.event_type == t).map(|p| p.delays_ms.as_slice());
+    let find = |t: &str| {
+        policies
+            .iter()
+            .find(|p| p.event_type == t)
+            .map(|p| p.delays_ms.as_slice())
+    };
     event_type
         .as_deref()
         .and_then(find)

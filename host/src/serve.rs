@@ -29,13 +29,18 @@ use crate::plugin::{Generation, Preparer, Registry, Runtime, Swapper, watch};
 use crate::sidecar::Sidecar;
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let runtime = Runtime::new(args.limits.limits()).map_err(|e| anyhow::anyhow!("starting the wasm runtime: {e:#}"))?;
+    let runtime = Runtime::new(args.limits.limits())
+        .map_err(|e| anyhow::anyhow!("starting the wasm runtime: {e:#}"))?;
     let (bytes, origin) = match &args.guest {
         Some(path) => (
-            std::fs::read(path).with_context(|| format!("reading the plugin {}", path.display()))?,
+            std::fs::read(path)
+                .with_context(|| format!("reading the plugin {}", path.display()))?,
             path.display().to_string(),
         ),
-        None => (crate::BUNDLED_PLUGIN.to_vec(), "the bundled task plugin".to_string()),
+        None => (
+            crate::BUNDLED_PLUGIN.to_vec(),
+            "the bundled task plugin".to_string(),
+        ),
     };
     // The same path as every later swap: compile cache, world check, manifest, canary.
     let cache = match CompileCache::open(&args.swap.cache_dir(&args.data_dir), runtime.engine()) {
@@ -81,7 +86,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (sidecar, embedded) = match args.sidecar_mode() {
         SidecarMode::Dapr { endpoint } => {
             tracing::info!("sidecar: daprd at {endpoint}");
-            let client = DaprClient::new(endpoint, args.dapr_api_token.clone(), args.sidecar_timeout());
+            let client = DaprClient::new(
+                endpoint,
+                args.dapr_api_token.clone(),
+                args.sidecar_timeout(),
+            );
             (Sidecar::Dapr(client), None)
         }
         SidecarMode::Embedded => {
@@ -91,7 +100,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 pubsub_name: args.pubsub.clone(),
                 state_store: args.state_store.clone(),
                 partitions: args.partitions.max(1),
-                redelivery_backoff: std::time::Duration::from_millis(args.redelivery_backoff_ms.max(1)),
+                redelivery_backoff: std::time::Duration::from_millis(
+                    args.redelivery_backoff_ms.max(1),
+                ),
             })?;
             tracing::info!("sidecar: embedded, data in {}", args.data_dir.display());
             (Sidecar::Embedded(embedded.clone()), Some(embedded))
@@ -106,9 +117,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         app_id: args.app_id.clone(),
         shutdown: shutdown.clone(),
     });
-    let app_routes = app::router(Arc::new(App { pipeline, subscriptions }));
+    let app_routes = app::router(Arc::new(App {
+        pipeline,
+        subscriptions,
+    }));
     let mut public = match &args.app_api_token {
-        Some(token) => app_routes.clone().layer(from_fn_with_state(token.clone(), require_dapr_api_token)),
+        Some(token) => app_routes
+            .clone()
+            .layer(from_fn_with_state(token.clone(), require_dapr_api_token)),
         None => app_routes.clone(),
     };
     public = public.merge(crate::admin::router(
@@ -118,18 +134,24 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut delivery = None;
     if let Some(embedded) = &embedded {
         let sidecar_routes = match &args.dapr_api_token {
-            Some(token) => embedded.routes().layer(from_fn_with_state(token.clone(), require_dapr_api_token)),
+            Some(token) => embedded
+                .routes()
+                .layer(from_fn_with_state(token.clone(), require_dapr_api_token)),
             None => embedded.routes(),
         };
         public = public.merge(sidecar_routes);
         let (embedded, shutdown) = (embedded.clone(), shutdown.clone());
-        delivery = Some(tokio::spawn(async move { embedded.run_delivery(app_routes, shutdown).await }));
+        delivery = Some(tokio::spawn(async move {
+            embedded.run_delivery(app_routes, shutdown).await
+        }));
     }
 
     let address = std::net::SocketAddr::new(args.listen, args.app_port);
     let listener = tokio::net::TcpListener::bind(address)
         .await
-        .with_context(|| format!("listening on {address} (is another process using the port? set --app-port)"))?;
+        .with_context(|| {
+            format!("listening on {address} (is another process using the port? set --app-port)")
+        })?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
 
     tokio::spawn(wait_for_signal(shutdown.clone()));
@@ -143,7 +165,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             shutdown.clone(),
         )?;
     }
-    let server = axum::serve(listener, public).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let server =
+        axum::serve(listener, public).with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let grace = args.shutdown_grace();
     let finished = async {
         server.await?;

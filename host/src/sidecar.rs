@@ -66,7 +66,11 @@ impl Sidecar {
         }
     }
 
-    pub async fn get_state(&self, store: &str, key: &str) -> Result<Option<StateEntry>, SidecarError> {
+    pub async fn get_state(
+        &self,
+        store: &str,
+        key: &str,
+    ) -> Result<Option<StateEntry>, SidecarError> {
         match self {
             Sidecar::Dapr(c) => c.get_state(store, key).await,
             Sidecar::Embedded(e) => e.get_state(store, key).await,

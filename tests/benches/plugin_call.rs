@@ -16,7 +16,8 @@ fn delivery_data() -> String {
 
 fn bench(c: &mut Criterion) {
     let runtime = Runtime::new(Limits::default()).expect("wasm runtime");
-    let plugin = Plugin::load(&runtime, task_events_tests::plugins::task_plugin_bytes()).expect("task plugin");
+    let plugin = Plugin::load(&runtime, task_events_tests::plugins::task_plugin_bytes())
+        .expect("task plugin");
     let data = delivery_data();
     let wasm_delivery = Delivery {
         id: "ce-1".into(),
@@ -38,27 +39,46 @@ fn bench(c: &mut Criterion) {
     };
 
     let mut group = c.benchmark_group("daily completion -> next task");
-    group.bench_function("native", |b| b.iter(|| black_box(task_plugin::plugin::handle(black_box(&native_delivery)))));
-    group.bench_function("wasm, fresh instance", |b| b.iter(|| black_box(plugin.handle(black_box(&wasm_delivery)).unwrap())));
+    group.bench_function("native", |b| {
+        b.iter(|| black_box(task_plugin::plugin::handle(black_box(&native_delivery))))
+    });
+    group.bench_function("wasm, fresh instance", |b| {
+        b.iter(|| black_box(plugin.handle(black_box(&wasm_delivery)).unwrap()))
+    });
     group.finish();
 
     let mut group = c.benchmark_group("next occurrence of FREQ=MONTHLY;BYDAY=-1FR");
-    let args = ("FREQ=MONTHLY;BYDAY=-1FR", "2025-01-31T09:00:00", Some("Europe/London"), "2025-06-01T00:00:00", 1u32);
+    let args = (
+        "FREQ=MONTHLY;BYDAY=-1FR",
+        "2025-01-31T09:00:00",
+        Some("Europe/London"),
+        "2025-06-01T00:00:00",
+        1u32,
+    );
     group.bench_function("native", |b| {
-        b.iter(|| black_box(task_plugin::recurrence::occurrences_after(args.0, args.1, args.2, args.3, args.4)))
+        b.iter(|| {
+            black_box(task_plugin::recurrence::occurrences_after(
+                args.0, args.1, args.2, args.3, args.4,
+            ))
+        })
     });
     group.bench_function("wasm, fresh instance", |b| {
         b.iter(|| {
             black_box(
                 plugin
-                    .call(|p, s| p.task_events_plugin_recurrence().call_occurrences_after(s, args.0, args.1, args.2, args.3, args.4))
+                    .call(|p, s| {
+                        p.task_events_plugin_recurrence()
+                            .call_occurrences_after(s, args.0, args.1, args.2, args.3, args.4)
+                    })
                     .unwrap(),
             )
         })
     });
     group.finish();
 
-    c.bench_function("wasm instantiation alone", |b| b.iter(|| plugin.call(|_, _| Ok(())).unwrap()));
+    c.bench_function("wasm instantiation alone", |b| {
+        b.iter(|| plugin.call(|_, _| Ok(())).unwrap())
+    });
 }
 
 criterion_group!(benches, bench);

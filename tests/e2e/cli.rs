@@ -11,8 +11,16 @@ use task_events_tests::plugins::{HOSTILE_WASM, task_plugin_file};
 const HOST: &str = env!("CARGO_BIN_EXE_host-under-test");
 
 fn run(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(HOST).args(args).env("RUST_LOG", "error").output().expect("running the host binary");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = Command::new(HOST)
+        .args(args)
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("running the host binary");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -33,9 +41,17 @@ fn check_prints_the_manifest_of_a_valid_plugin() {
 fn check_explains_what_is_wrong_with_a_bad_file() {
     let dir = tempfile::tempdir().unwrap();
     let cases: [(&str, &[u8], &str); 3] = [
-        ("core.wasm", b"\0asm\x01\0\0\0", "core wasm module, not a component"),
+        (
+            "core.wasm",
+            b"\0asm\x01\0\0\0",
+            "core wasm module, not a component",
+        ),
         ("text.wasm", b"hello", "not WebAssembly"),
-        ("truncated.wasm", &task_events_tests::plugins::task_plugin_bytes()[..4096], "does not compile"),
+        (
+            "truncated.wasm",
+            &task_events_tests::plugins::task_plugin_bytes()[..4096],
+            "does not compile",
+        ),
     ];
     for (name, bytes, expected) in cases {
         let path = dir.path().join(name);
@@ -45,16 +61,33 @@ fn check_explains_what_is_wrong_with_a_bad_file() {
         assert!(stderr.contains(expected), "{name}: {stderr}");
     }
     let (ok, _, stderr) = run(&["check", "/nonexistent/plugin.wasm"]);
-    assert!(!ok && stderr.contains("cannot read /nonexistent/plugin.wasm"), "{stderr}");
+    assert!(
+        !ok && stderr.contains("cannot read /nonexistent/plugin.wasm"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
 async fn topics_tail_prints_what_came_out() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let host = HostProcess::start(HOST, dir.path(), &["--sidecar", "embedded", "--data-dir", data.to_str().unwrap()], &[]).await;
+    let host = HostProcess::start(
+        HOST,
+        dir.path(),
+        &[
+            "--sidecar",
+            "embedded",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .await;
     let status = reqwest::Client::new()
-        .post(format!("{}/v1.0/publish/kafka-pubsub/task-events", host.base))
+        .post(format!(
+            "{}/v1.0/publish/kafka-pubsub/task-events",
+            host.base
+        ))
         .header("content-type", "application/json")
         .body(daily_completion(9).to_string())
         .send()
@@ -64,9 +97,19 @@ async fn topics_tail_prints_what_came_out() {
     assert_eq!(status, 204);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let (ok, stdout, stderr) = run(&["topics", "tail", "task-events", "--url", &host.base, "--no-follow"]);
+        let (ok, stdout, stderr) = run(&[
+            "topics",
+            "tail",
+            "task-events",
+            "--url",
+            &host.base,
+            "--no-follow",
+        ]);
         assert!(ok, "{stderr}");
-        let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("one JSON record per line")).collect();
+        let lines: Vec<Value> = stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("one JSON record per line"))
+            .collect();
         if lines.iter().any(|r| r["event"]["type"] == "task.created") {
             assert_eq!(lines[0]["offset"], 0);
             break;
@@ -74,4 +117,28 @@ async fn topics_tail_prints_what_came_out() {
         assert!(Instant::now() < deadline, "no task.created in {stdout}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[test]
+fn check_runs_the_operators_canary_cases() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = task_plugin_file(dir.path());
+    let canary = dir.path().join("canary.jsonl");
+    let case = serde_json::json!({
+        "name": "garbage is handled, says the operator",
+        "delivery": {"id": "c1", "pubsub": "kafka-pubsub", "topic": "task-events", "kind": "k", "source": "s", "data": "not json", "attempt": 1},
+        "expected": {"done": {"dedupe_key": "c1", "emits": []}},
+    });
+    std::fs::write(&canary, format!("{case}\n")).unwrap();
+    let (ok, _, stderr) = run(&[
+        "check",
+        wasm.to_str().unwrap(),
+        "--canary-file",
+        canary.to_str().unwrap(),
+    ]);
+    assert!(!ok, "the plugin rejects garbage, so the canary must fail");
+    assert!(
+        stderr.contains("garbage is handled, says the operator"),
+        "{stderr}"
+    );
 }

@@ -11,7 +11,12 @@ const HOST: &str = env!("CARGO_BIN_EXE_host-under-test");
 
 async fn start(dir: &std::path::Path, extra: &[&str]) -> HostProcess {
     let data = dir.join("data");
-    let mut args = vec!["--sidecar", "embedded", "--data-dir", data.to_str().unwrap()];
+    let mut args = vec![
+        "--sidecar",
+        "embedded",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ];
     args.extend_from_slice(extra);
     HostProcess::start(HOST, dir, &args, &[]).await
 }
@@ -29,14 +34,24 @@ async fn publish(host: &HostProcess, topic: &str, event: &Value) -> reqwest::Sta
 
 /// The records of `topic` as the embedded sidecar shows them.
 async fn records(host: &HostProcess, topic: &str) -> Vec<Value> {
-    let resp = reqwest::get(format!("{}/v1.0-embedded/topics/{topic}?from=0&limit=1000", host.base)).await.expect("reading a topic");
+    let resp = reqwest::get(format!(
+        "{}/v1.0-embedded/topics/{topic}?from=0&limit=1000",
+        host.base
+    ))
+    .await
+    .expect("reading a topic");
     let body: Value = resp.json().await.expect("topic JSON");
     body["records"].as_array().cloned().unwrap_or_default()
 }
 
 /// CloudEvents on `topic` whose type is `kind`.
 async fn events_of(host: &HostProcess, topic: &str, kind: &str) -> Vec<Value> {
-    records(host, topic).await.into_iter().map(|r| r["event"].clone()).filter(|e| e["type"] == kind).collect()
+    records(host, topic)
+        .await
+        .into_iter()
+        .map(|r| r["event"].clone())
+        .filter(|e| e["type"] == kind)
+        .collect()
 }
 
 /// Polls until `topic` holds at least `n` events of type `kind` (bounded).
@@ -47,7 +62,12 @@ async fn wait_for(host: &HostProcess, topic: &str, kind: &str, n: usize) -> Vec<
         if found.len() >= n {
             return found;
         }
-        assert!(Instant::now() < deadline, "only {} of {n} {kind} events on {topic}; host log:\n{}", found.len(), host.log());
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {n} {kind} events on {topic}; host log:\n{}",
+            found.len(),
+            host.log()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -56,7 +76,14 @@ async fn wait_for(host: &HostProcess, topic: &str, kind: &str, n: usize) -> Vec<
 async fn a_daily_completion_creates_the_next_days_task() {
     let dir = tempfile::tempdir().unwrap();
     let host = start(dir.path(), &[]).await;
-    let event = completed_v1("evt-tour", 123, "user-456", "DAILY", "2025-12-29T09:00:00Z", "2025-12-29T10:00:00Z");
+    let event = completed_v1(
+        "evt-tour",
+        123,
+        "user-456",
+        "DAILY",
+        "2025-12-29T09:00:00Z",
+        "2025-12-29T10:00:00Z",
+    );
     assert_eq!(publish(&host, "task-events", &event).await, 204);
 
     let created = wait_for(&host, "task-events", "task.created", 1).await;
@@ -65,7 +92,13 @@ async fn a_daily_completion_creates_the_next_days_task() {
     assert_eq!(data["event_version"], "1.0");
     assert_eq!(data["user_id"], "user-456");
     assert_eq!(data["payload"]["parent_task_id"], 123);
-    assert!(data["payload"]["due_date"].as_str().unwrap().starts_with("2025-12-30T09:00:00"), "{data}");
+    assert!(
+        data["payload"]["due_date"]
+            .as_str()
+            .unwrap()
+            .starts_with("2025-12-30T09:00:00"),
+        "{data}"
+    );
     assert_eq!(created[0]["source"], "recurring-task-service");
 }
 
@@ -83,7 +116,11 @@ async fn a_duplicate_delivery_publishes_nothing_new() {
     marker["user_id"] = event["user_id"].clone();
     assert_eq!(publish(&host, "task-events", &marker).await, 204);
     let created = wait_for(&host, "task-events", "task.created", 2).await;
-    assert_eq!(created.len(), 2, "the duplicate must not publish a second task.created: {created:#?}");
+    assert_eq!(
+        created.len(),
+        2,
+        "the duplicate must not publish a second task.created: {created:#?}"
+    );
 }
 
 #[tokio::test]
@@ -97,9 +134,17 @@ async fn an_invalid_event_is_dead_lettered_with_every_problem() {
     assert_eq!(data["reason"], "rejected");
     assert_eq!(data["plugin"]["name"], "task-plugin");
     assert_eq!(data["original"]["data"]["event_id"], "bad-1");
-    let pointers: Vec<&str> = data["problems"].as_array().unwrap().iter().filter_map(|p| p["pointer"].as_str()).collect();
+    let pointers: Vec<&str> = data["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["pointer"].as_str())
+        .collect();
     for expected in ["/event_type", "/user_id", "/task_id", "/timestamp"] {
-        assert!(pointers.contains(&expected), "no problem at {expected}: {data:#}");
+        assert!(
+            pointers.contains(&expected),
+            "no problem at {expected}: {data:#}"
+        );
     }
 }
 
@@ -109,7 +154,10 @@ async fn accepted_events_survive_kill_9_and_are_processed_after_restart() {
     let mut host = start(dir.path(), &[]).await;
     let n = 40;
     for i in 0..n {
-        assert_eq!(publish(&host, "task-events", &daily_completion(100 + i)).await, 204);
+        assert_eq!(
+            publish(&host, "task-events", &daily_completion(100 + i)).await,
+            204
+        );
     }
     host.kill9();
 
@@ -120,17 +168,33 @@ async fn accepted_events_survive_kill_9_and_are_processed_after_restart() {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let created = events_of(&host, "task-events", "task.created").await;
-        let mut ids_by_parent = std::collections::BTreeMap::<i64, std::collections::BTreeSet<String>>::new();
+        let mut ids_by_parent =
+            std::collections::BTreeMap::<i64, std::collections::BTreeSet<String>>::new();
         for event in &created {
             let parent = event["data"]["payload"]["parent_task_id"].as_i64().unwrap();
-            ids_by_parent.entry(parent).or_default().insert(event["id"].as_str().unwrap().to_string());
+            ids_by_parent
+                .entry(parent)
+                .or_default()
+                .insert(event["id"].as_str().unwrap().to_string());
         }
-        assert!(ids_by_parent.values().all(|ids| ids.len() == 1), "a repeat must reuse the same id: {ids_by_parent:?}");
+        assert!(
+            ids_by_parent.values().all(|ids| ids.len() == 1),
+            "a repeat must reuse the same id: {ids_by_parent:?}"
+        );
         if ids_by_parent.len() == n as usize {
-            assert!(created.len() <= 2 * n as usize, "{} task.created for {n} completions", created.len());
+            assert!(
+                created.len() <= 2 * n as usize,
+                "{} task.created for {n} completions",
+                created.len()
+            );
             break;
         }
-        assert!(Instant::now() < deadline, "{} of {n} completions handled after restart; log:\n{}", ids_by_parent.len(), host.log());
+        assert!(
+            Instant::now() < deadline,
+            "{} of {n} completions handled after restart; log:\n{}",
+            ids_by_parent.len(),
+            host.log()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -139,10 +203,17 @@ async fn accepted_events_survive_kill_9_and_are_processed_after_restart() {
 async fn sigterm_finishes_and_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let mut host = start(dir.path(), &[]).await;
-    assert_eq!(publish(&host, "task-events", &daily_completion(3)).await, 204);
+    assert_eq!(
+        publish(&host, "task-events", &daily_completion(3)).await,
+        204
+    );
     wait_for(&host, "task-events", "task.created", 1).await;
     let status = host.terminate(Duration::from_secs(20)).await;
-    assert!(status.success(), "exit status {status}; log:\n{}", host.log());
+    assert!(
+        status.success(),
+        "exit status {status}; log:\n{}",
+        host.log()
+    );
 }
 
 #[tokio::test]
@@ -152,22 +223,61 @@ async fn app_api_token_guards_every_dapr_facing_route() {
     let host = HostProcess::start(
         HOST,
         dir.path(),
-        &["--sidecar", "embedded", "--data-dir", data.to_str().unwrap()],
+        &[
+            "--sidecar",
+            "embedded",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
         &[("APP_API_TOKEN", "app-secret")],
     )
     .await;
     let client = reqwest::Client::new();
     let subscribe = format!("{}/dapr/subscribe", host.base);
     assert_eq!(client.get(&subscribe).send().await.unwrap().status(), 401);
-    assert_eq!(client.get(&subscribe).header("dapr-api-token", "wrong").send().await.unwrap().status(), 401);
-    let ok = client.get(&subscribe).header("dapr-api-token", "app-secret").send().await.unwrap();
+    assert_eq!(
+        client
+            .get(&subscribe)
+            .header("dapr-api-token", "wrong")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let ok = client
+        .get(&subscribe)
+        .header("dapr-api-token", "app-secret")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ok.status(), 200);
     let subs: Value = ok.json().await.unwrap();
     assert_eq!(subs.as_array().unwrap().len(), 3);
     let route = format!("{}/events/task-events", host.base);
-    assert_eq!(client.post(&route).body("{}").send().await.unwrap().status(), 401);
-    assert_eq!(client.get(format!("{}/healthz", host.base)).send().await.unwrap().status(), 200);
+    assert_eq!(
+        client
+            .post(&route)
+            .body("{}")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        client
+            .get(format!("{}/healthz", host.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     // The embedded sidecar still delivers in-process, so the flow works with a token set.
-    assert_eq!(publish(&host, "task-events", &daily_completion(4)).await, 204);
+    assert_eq!(
+        publish(&host, "task-events", &daily_completion(4)).await,
+        204
+    );
     wait_for(&host, "task-events", "task.created", 1).await;
 }

@@ -35,27 +35,52 @@ pub struct HostProcess {
 
 /// A port that was free a moment ago (loopback only).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("binding a free port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding a free port")
 }
 
 impl HostProcess {
     /// Starts `exe serve --app-port <free> <args>` with `envs`, and waits until `/healthz` answers.
-    pub async fn start(exe: &str, log_dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> HostProcess {
+    pub async fn start(
+        exe: &str,
+        log_dir: &Path,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> HostProcess {
         HostProcess::start_on(free_port(), exe, log_dir, args, envs).await
     }
 
     /// Like `start`, on a given app port (e.g. one a daprd stand-in was configured with).
-    pub async fn start_on(port: u16, exe: &str, log_dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> HostProcess {
+    pub async fn start_on(
+        port: u16,
+        exe: &str,
+        log_dir: &Path,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> HostProcess {
         let log = log_dir.join(format!("host-{port}.log"));
         let log_file = std::fs::File::create(&log).expect("creating the host log");
         let mut cmd = Command::new(exe);
-        cmd.arg("serve").args(["--app-port", &port.to_string()]).args(args);
+        cmd.arg("serve")
+            .args(["--app-port", &port.to_string()])
+            .args(args);
         for var in HOST_ENV {
             cmd.env_remove(var);
         }
         cmd.env("RUST_LOG", "info").envs(envs.iter().copied());
-        let child = cmd.stdout(Stdio::null()).stderr(log_file).spawn().expect("starting the host");
-        let mut host = HostProcess { child, port, base: format!("http://127.0.0.1:{port}"), log };
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("starting the host");
+        let mut host = HostProcess {
+            child,
+            port,
+            base: format!("http://127.0.0.1:{port}"),
+            log,
+        };
         host.wait_healthy(Duration::from_secs(60)).await;
         host
     }
@@ -65,14 +90,21 @@ impl HostProcess {
         let deadline = Instant::now() + timeout;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("the host exited with {status} before it was healthy; log:\n{}", self.log());
+                panic!(
+                    "the host exited with {status} before it was healthy; log:\n{}",
+                    self.log()
+                );
             }
             if let Ok(resp) = client.get(format!("{}/healthz", self.base)).send().await {
                 if resp.status().is_success() {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "the host was not healthy within {timeout:?}; log:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "the host was not healthy within {timeout:?}; log:\n{}",
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -88,8 +120,14 @@ impl HostProcess {
 
     /// Sends a signal by name (e.g. `HUP`) with `kill`.
     pub fn signal(&self, name: &str) {
-        let status = Command::new("kill").args([&format!("-{name}"), &self.child.id().to_string()]).status();
-        assert!(status.is_ok_and(|s| s.success()), "kill -{name} {} failed", self.child.id());
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "kill -{name} {} failed",
+            self.child.id()
+        );
     }
 
     /// `kill -9`: no chance to flush or finish anything.
@@ -100,7 +138,9 @@ impl HostProcess {
 
     /// SIGTERM, then waits (bounded) for the exit status.
     pub async fn terminate(&mut self, timeout: Duration) -> ExitStatus {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         let deadline = Instant::now() + timeout;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -108,7 +148,10 @@ impl HostProcess {
             }
             if Instant::now() > deadline {
                 self.kill9();
-                panic!("the host did not exit within {timeout:?} of SIGTERM; log:\n{}", self.log());
+                panic!(
+                    "the host did not exit within {timeout:?} of SIGTERM; log:\n{}",
+                    self.log()
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

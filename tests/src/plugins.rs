@@ -2,6 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
+use task_events_host::config::Limits;
+use task_events_host::plugin::bindings::{Delivery, GoldenCase};
+use task_events_host::plugin::{Plugin, Runtime, canary};
+
 /// The hostile fixture plugin (tests/plugins/hostile), built by this package's build script.
 pub const HOSTILE_WASM: &str = env!("HOSTILE_PLUGIN_WASM");
 
@@ -48,5 +52,47 @@ pub fn with_custom_section(bytes: &[u8], name: &str, payload: &[u8]) -> Vec<u8> 
 
 /// The task plugin as build `n`: the same code with a custom section naming `n`.
 pub fn task_plugin_variant(n: u32) -> Vec<u8> {
-    with_custom_section(task_plugin_bytes(), "task-events-test-build", n.to_string().as_bytes())
+    with_custom_section(
+        task_plugin_bytes(),
+        "task-events-test-build",
+        n.to_string().as_bytes(),
+    )
+}
+
+/// Writes `bytes` to `path` the safe way: a temporary file in the same directory, renamed over.
+pub fn replace_file(path: &Path, bytes: &[u8]) {
+    let temp = path.with_extension("tmp-upload");
+    std::fs::write(&temp, bytes).unwrap();
+    std::fs::rename(&temp, path).unwrap();
+}
+
+/// A canary case for the task plugin: `data` delivered to it, with the outcome the task plugin
+/// gives (computed here, in-process, by the host library itself).
+pub async fn task_plugin_case(name: &str, data: &str) -> String {
+    let (name, data) = (name.to_string(), data.to_string());
+    tokio::task::spawn_blocking(move || {
+        let runtime = Runtime::new(Limits::default()).expect("a wasm runtime");
+        let plugin = Plugin::load(&runtime, task_plugin_bytes()).expect("the task plugin loads");
+        let delivery = Delivery {
+            id: "canary-1".into(),
+            pubsub: "kafka-pubsub".into(),
+            topic: "task-events".into(),
+            kind: "com.dapr.event.sent".into(),
+            source: "operator".into(),
+            data,
+            attempt: 1,
+        };
+        let expected = plugin
+            .handle(&delivery)
+            .expect("the task plugin handles the case");
+        canary::case_to_json(&GoldenCase {
+            name,
+            delivery,
+            expected,
+        })
+        .to_string()
+            + "\n"
+    })
+    .await
+    .unwrap()
 }

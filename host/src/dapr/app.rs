@@ -43,10 +43,14 @@ pub fn router(app: Arc<App>) -> Router {
     for (index, sub) in app.subscriptions.iter().enumerate() {
         router = router.route(
             &sub.route,
-            post(move |State(app): State<Arc<App>>, body: Bytes| async move { deliver(app, index, body).await }),
+            post(move |State(app): State<Arc<App>>, body: Bytes| async move {
+                deliver(app, index, body).await
+            }),
         );
     }
-    router.layer(DefaultBodyLimit::max(MAX_BODY)).with_state(app)
+    router
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(app)
 }
 
 async fn subscribe(State(app): State<Arc<App>>) -> Json<Value> {
@@ -75,9 +79,16 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
     let generation = app.pipeline.registry.current();
     let extra = format!(
         "# HELP task_events_plugin_generation Generation number of the serving plugin.\n# TYPE task_events_plugin_generation gauge\ntask_events_plugin_generation{{name=\"{}\",version=\"{}\",sha256=\"{}\"}} {}\n",
-        generation.plugin.name, generation.plugin.version, generation.plugin.sha256, generation.number
+        generation.plugin.name,
+        generation.plugin.version,
+        generation.plugin.sha256,
+        generation.number
     );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.pipeline.metrics.render(&extra)).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.pipeline.metrics.render(&extra),
+    )
+        .into_response()
 }
 
 fn status(status: Status) -> Response {
@@ -141,7 +152,9 @@ async fn deliver_bulk(app: &App, sub: &Subscription, entries: &[Value]) -> Vec<V
 fn bulk_event(entry: &Value) -> Result<Incoming, EnvelopeError> {
     match entry.get("event") {
         Some(Value::String(b64)) => {
-            let bytes = base64::engine::general_purpose::STANDARD.decode(b64).map_err(|_| EnvelopeError::BadBase64)?;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|_| EnvelopeError::BadBase64)?;
             envelope::parse(&bytes)
         }
         Some(event) => envelope::from_value(event.clone()),

@@ -12,7 +12,12 @@ use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 
 /// Paths that never need a token.
-const OPEN_PATHS: [&str; 4] = ["/healthz", "/metrics", "/v1.0/healthz", "/v1.0/healthz/outbound"];
+const OPEN_PATHS: [&str; 4] = [
+    "/healthz",
+    "/metrics",
+    "/v1.0/healthz",
+    "/v1.0/healthz/outbound",
+];
 
 /// Whether `presented` equals `expected`, in time independent of where they differ.
 pub fn token_matches(presented: Option<&[u8]>, expected: &str) -> bool {
@@ -20,11 +25,18 @@ pub fn token_matches(presented: Option<&[u8]>, expected: &str) -> bool {
 }
 
 /// Middleware: refuses with 401 unless the request carries `dapr-api-token: <expected>`.
-pub async fn require_dapr_api_token(State(expected): State<String>, request: Request, next: Next) -> Response {
+pub async fn require_dapr_api_token(
+    State(expected): State<String>,
+    request: Request,
+    next: Next,
+) -> Response {
     if OPEN_PATHS.contains(&request.uri().path()) {
         return next.run(request).await;
     }
-    let presented = request.headers().get("dapr-api-token").map(|v| v.as_bytes());
+    let presented = request
+        .headers()
+        .get("dapr-api-token")
+        .map(|v| v.as_bytes());
     if token_matches(presented, &expected) {
         next.run(request).await
     } else {

@@ -30,11 +30,17 @@ impl DaprClient {
             .connect_timeout(timeout.min(Duration::from_secs(2)))
             .build()
             .expect("a plain-HTTP reqwest client always builds");
-        DaprClient { http, endpoint, token }
+        DaprClient {
+            http,
+            endpoint,
+            token,
+        }
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let mut req = self.http.request(method, format!("{}{path}", self.endpoint));
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.endpoint));
         if let Some(token) = &self.token {
             req = req.header("dapr-api-token", token);
         }
@@ -42,8 +48,20 @@ impl DaprClient {
     }
 
     pub async fn publish(&self, req: PublishRequest) -> Result<(), SidecarError> {
-        let path = format!("/v1.0/publish/{}/{}", segment(&req.pubsub), req.topic.split('/').map(segment).collect::<Vec<_>>().join("/"));
-        let query: Vec<(String, String)> = req.metadata.iter().map(|(k, v)| (format!("metadata.{k}"), v.clone())).collect();
+        let path = format!(
+            "/v1.0/publish/{}/{}",
+            segment(&req.pubsub),
+            req.topic
+                .split('/')
+                .map(segment)
+                .collect::<Vec<_>>()
+                .join("/")
+        );
+        let query: Vec<(String, String)> = req
+            .metadata
+            .iter()
+            .map(|(k, v)| (format!("metadata.{k}"), v.clone()))
+            .collect();
         let resp = self
             .request(reqwest::Method::POST, &path)
             .query(&query)
@@ -54,37 +72,75 @@ impl DaprClient {
             .map_err(transport)?;
         match resp.status() {
             s if s.is_success() => Ok(()),
-            s => Err(status_error(s, "publish", resp.text().await.unwrap_or_default())),
+            s => Err(status_error(
+                s,
+                "publish",
+                resp.text().await.unwrap_or_default(),
+            )),
         }
     }
 
-    pub async fn get_state(&self, store: &str, key: &str) -> Result<Option<StateEntry>, SidecarError> {
+    pub async fn get_state(
+        &self,
+        store: &str,
+        key: &str,
+    ) -> Result<Option<StateEntry>, SidecarError> {
         let path = format!("/v1.0/state/{}/{}", segment(store), segment(key));
-        let resp = self.request(reqwest::Method::GET, &path).send().await.map_err(transport)?;
+        let resp = self
+            .request(reqwest::Method::GET, &path)
+            .send()
+            .await
+            .map_err(transport)?;
         match resp.status() {
             StatusCode::NO_CONTENT => Ok(None),
             s if s.is_success() => {
-                let etag = resp.headers().get("etag").and_then(|v| v.to_str().ok()).map(str::to_string);
+                let etag = resp
+                    .headers()
+                    .get("etag")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
                 let value = resp.bytes().await.map_err(transport)?;
                 Ok(Some(StateEntry { value, etag }))
             }
-            s => Err(status_error(s, "state get", resp.text().await.unwrap_or_default())),
+            s => Err(status_error(
+                s,
+                "state get",
+                resp.text().await.unwrap_or_default(),
+            )),
         }
     }
 
-    pub async fn save_state(&self, store: &str, key: &str, value: Bytes, concurrency: Concurrency) -> Result<(), SidecarError> {
-        let value: serde_json::Value =
-            serde_json::from_slice(&value).unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&value).into_owned()));
+    pub async fn save_state(
+        &self,
+        store: &str,
+        key: &str,
+        value: Bytes,
+        concurrency: Concurrency,
+    ) -> Result<(), SidecarError> {
+        let value: serde_json::Value = serde_json::from_slice(&value).unwrap_or_else(|_| {
+            serde_json::Value::String(String::from_utf8_lossy(&value).into_owned())
+        });
         let mut item = json!({"key": key, "value": value});
         if concurrency == Concurrency::FirstWrite {
             item["options"] = json!({"concurrency": "first-write"});
         }
         let path = format!("/v1.0/state/{}", segment(store));
-        let resp = self.request(reqwest::Method::POST, &path).json(&json!([item])).send().await.map_err(transport)?;
+        let resp = self
+            .request(reqwest::Method::POST, &path)
+            .json(&json!([item]))
+            .send()
+            .await
+            .map_err(transport)?;
         match resp.status() {
             s if s.is_success() => Ok(()),
-            StatusCode::CONFLICT => Err(SidecarError::Conflict(resp.text().await.unwrap_or_default())),
-            s => Err(status_error(s, "state save", resp.text().await.unwrap_or_default())),
+            StatusCode::CONFLICT => Err(SidecarError::Conflict(
+                resp.text().await.unwrap_or_default(),
+            )),
+            s => Err(status_error(
+                s,
+                "state save",
+                resp.text().await.unwrap_or_default(),
+            )),
         }
     }
 }
@@ -94,7 +150,9 @@ fn segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -108,7 +166,10 @@ fn transport(e: reqwest::Error) -> SidecarError {
 fn status_error(status: StatusCode, what: &str, body: String) -> SidecarError {
     let body: String = body.chars().take(512).collect();
     let message = format!("{what}: daprd answered {status}: {body}");
-    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::REQUEST_TIMEOUT {
+    if status.is_server_error()
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::REQUEST_TIMEOUT
+    {
         SidecarError::Unavailable(message)
     } else {
         SidecarError::Rejected(message)

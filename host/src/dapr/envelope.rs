@@ -30,11 +30,15 @@ pub enum EnvelopeError {
     NotJson(String),
     #[error("the body is not a JSON object, so it is not a CloudEvent")]
     NotAnObject,
-    #[error("the body is not a CloudEvent: it has no `specversion` (publish with Content-Type application/json or application/cloudevents+json, without rawPayload)")]
+    #[error(
+        "the body is not a CloudEvent: it has no `specversion` (publish with Content-Type application/json or application/cloudevents+json, without rawPayload)"
+    )]
     NotACloudEvent,
     #[error("the CloudEvent has neither `data` nor `data_base64`")]
     NoData,
-    #[error("the CloudEvent's `data` is a string that is not JSON (publish the event with Content-Type: application/json)")]
+    #[error(
+        "the CloudEvent's `data` is a string that is not JSON (publish the event with Content-Type: application/json)"
+    )]
     DataNotJson,
     #[error("the CloudEvent's `data_base64` is not valid base64")]
     BadBase64,
@@ -44,7 +48,8 @@ pub enum EnvelopeError {
 
 /// Parses a structured-mode CloudEvent body.
 pub fn parse(body: &[u8]) -> Result<Incoming, EnvelopeError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| EnvelopeError::NotJson(e.to_string()))?;
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| EnvelopeError::NotJson(e.to_string()))?;
     match value {
         Value::Object(event) => from_object(event, true),
         _ => Err(EnvelopeError::NotAnObject),
@@ -63,7 +68,13 @@ fn from_object(mut event: Map<String, Value>, may_unwrap: bool) -> Result<Incomi
     if !event.contains_key("specversion") {
         return Err(EnvelopeError::NotACloudEvent);
     }
-    let text = |event: &Map<String, Value>, key: &str| event.get(key).and_then(Value::as_str).unwrap_or("").to_string();
+    let text = |event: &Map<String, Value>, key: &str| {
+        event
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
     let id = text(&event, "id");
     let kind = text(&event, "type");
     let source = text(&event, "source");
@@ -76,8 +87,11 @@ fn from_object(mut event: Map<String, Value>, may_unwrap: bool) -> Result<Incomi
         (Some(Value::Null), None) | (None, None) => return Err(EnvelopeError::NoData),
         (Some(Value::Null), Some(b64)) | (None, Some(b64)) => {
             let b64 = b64.as_str().ok_or(EnvelopeError::BadBase64)?;
-            let bytes = base64::engine::general_purpose::STANDARD.decode(b64).map_err(|_| EnvelopeError::BadBase64)?;
-            let inner: Value = serde_json::from_slice(&bytes).map_err(|_| EnvelopeError::Base64NotJson)?;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|_| EnvelopeError::BadBase64)?;
+            let inner: Value =
+                serde_json::from_slice(&bytes).map_err(|_| EnvelopeError::Base64NotJson)?;
             // The rawPayload wrapper (§2): the broker bytes are the publisher's own CloudEvent,
             // unless the publisher used rawPayload too, in which case they are the task event.
             match inner {
@@ -89,7 +103,12 @@ fn from_object(mut event: Map<String, Value>, may_unwrap: bool) -> Result<Incomi
         }
         (Some(other), _) => other.to_string(),
     };
-    Ok(Incoming { id, kind, source, data })
+    Ok(Incoming {
+        id,
+        kind,
+        source,
+        data,
+    })
 }
 
 #[cfg(test)]
@@ -105,23 +124,41 @@ mod tests {
     fn data_object_is_passed_as_json_text() {
         let body = json!({"specversion":"1.0","id":"e1","type":"com.dapr.event.sent","source":"app","data":{"a":1}});
         let got = parse(body.to_string().as_bytes()).unwrap();
-        assert_eq!(got, Incoming { id: "e1".into(), kind: "com.dapr.event.sent".into(), source: "app".into(), data: r#"{"a":1}"#.into() });
+        assert_eq!(
+            got,
+            Incoming {
+                id: "e1".into(),
+                kind: "com.dapr.event.sent".into(),
+                source: "app".into(),
+                data: r#"{"a":1}"#.into()
+            }
+        );
     }
 
     #[test]
     fn data_string_holding_json_is_accepted() {
         let body = json!({"specversion":"1.0","id":"e1","data":"{\"a\":1}"});
-        assert_eq!(parse(body.to_string().as_bytes()).unwrap().data, r#"{"a":1}"#);
+        assert_eq!(
+            parse(body.to_string().as_bytes()).unwrap().data,
+            r#"{"a":1}"#
+        );
         let body = json!({"specversion":"1.0","id":"e1","data":"hello"});
-        assert_eq!(parse(body.to_string().as_bytes()), Err(EnvelopeError::DataNotJson));
+        assert_eq!(
+            parse(body.to_string().as_bytes()),
+            Err(EnvelopeError::DataNotJson)
+        );
     }
 
     #[test]
     fn raw_payload_wrapper_around_a_cloudevent_is_unwrapped() {
-        let inner = json!({"specversion":"1.0","id":"inner","type":"t","source":"s","data":{"a":1}});
+        let inner =
+            json!({"specversion":"1.0","id":"inner","type":"t","source":"s","data":{"a":1}});
         let body = json!({"specversion":"1.0","id":"outer","type":"com.dapr.event.sent","source":"Dapr","data_base64": b64(&inner)});
         let got = parse(body.to_string().as_bytes()).unwrap();
-        assert_eq!((got.id.as_str(), got.data.as_str()), ("inner", r#"{"a":1}"#));
+        assert_eq!(
+            (got.id.as_str(), got.data.as_str()),
+            ("inner", r#"{"a":1}"#)
+        );
     }
 
     #[test]
@@ -129,16 +166,31 @@ mod tests {
         let inner = json!({"event_id":"x"});
         let body = json!({"specversion":"1.0","id":"outer","data_base64": b64(&inner)});
         let got = parse(body.to_string().as_bytes()).unwrap();
-        assert_eq!((got.id.as_str(), got.data.as_str()), ("outer", r#"{"event_id":"x"}"#));
+        assert_eq!(
+            (got.id.as_str(), got.data.as_str()),
+            ("outer", r#"{"event_id":"x"}"#)
+        );
     }
 
     #[test]
     fn bodies_that_are_not_cloudevents_are_refused_with_a_reason() {
         assert!(matches!(parse(b"not json"), Err(EnvelopeError::NotJson(_))));
         assert_eq!(parse(b"[1,2]"), Err(EnvelopeError::NotAnObject));
-        assert_eq!(parse(br#"{"event_id":"x"}"#), Err(EnvelopeError::NotACloudEvent));
-        assert_eq!(parse(br#"{"specversion":"1.0"}"#), Err(EnvelopeError::NoData));
-        assert_eq!(parse(br#"{"specversion":"1.0","data_base64":"!!"}"#), Err(EnvelopeError::BadBase64));
-        assert_eq!(parse(br#"{"specversion":"1.0","data_base64":"aGk="}"#), Err(EnvelopeError::Base64NotJson));
+        assert_eq!(
+            parse(br#"{"event_id":"x"}"#),
+            Err(EnvelopeError::NotACloudEvent)
+        );
+        assert_eq!(
+            parse(br#"{"specversion":"1.0"}"#),
+            Err(EnvelopeError::NoData)
+        );
+        assert_eq!(
+            parse(br#"{"specversion":"1.0","data_base64":"!!"}"#),
+            Err(EnvelopeError::BadBase64)
+        );
+        assert_eq!(
+            parse(br#"{"specversion":"1.0","data_base64":"aGk="}"#),
+            Err(EnvelopeError::Base64NotJson)
+        );
     }
 }

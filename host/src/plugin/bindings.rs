@@ -16,8 +16,11 @@ pub use task_events::plugin::types::{
 };
 
 /// The interfaces the host calls, as `package/interface` (the version is checked separately).
-pub const EXPECTED_EXPORTS: [&str; 3] =
-    ["task-events:plugin/handler", "task-events:plugin/schema", "task-events:plugin/recurrence"];
+pub const EXPECTED_EXPORTS: [&str; 3] = [
+    "task-events:plugin/handler",
+    "task-events:plugin/schema",
+    "task-events:plugin/recurrence",
+];
 
 /// The WIT package version this host was built against (see wit/plugin.wit).
 pub const WORLD_VERSION: &str = "1.0.0";

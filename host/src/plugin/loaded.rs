@@ -23,7 +23,9 @@ use super::sandbox::Sandbox;
 pub enum LoadError {
     #[error("{0}")]
     NotAComponent(String),
-    #[error("the plugin does not fit the world task-events:plugin/event-plugin@{WORLD_VERSION}: {0}")]
+    #[error(
+        "the plugin does not fit the world task-events:plugin/event-plugin@{WORLD_VERSION}: {0}"
+    )]
     WorldMismatch(String),
     #[error("the plugin's manifest() failed: {0}")]
     Manifest(#[source] CallError),
@@ -35,8 +37,14 @@ pub enum LoadError {
 pub enum CallError {
     #[error("plugin {plugin} ran past its deadline of {limit_ms} ms")]
     Deadline { plugin: String, limit_ms: u128 },
-    #[error("plugin {plugin} hit its memory limit: it asked for {desired} bytes, the limit is {limit}")]
-    MemoryLimit { plugin: String, desired: usize, limit: usize },
+    #[error(
+        "plugin {plugin} hit its memory limit: it asked for {desired} bytes, the limit is {limit}"
+    )]
+    MemoryLimit {
+        plugin: String,
+        desired: usize,
+        limit: usize,
+    },
     #[error("plugin {plugin} trapped: {reason}")]
     Trap { plugin: String, reason: String },
 }
@@ -84,13 +92,18 @@ impl Plugin {
     }
 
     /// Checks an already compiled component (e.g. from the on-disk cache) against the world.
-    pub fn from_component(runtime: &Runtime, component: Component, sha256: String) -> Result<Plugin, LoadError> {
+    pub fn from_component(
+        runtime: &Runtime,
+        component: Component,
+        sha256: String,
+    ) -> Result<Plugin, LoadError> {
         check_exports(runtime, &component)?;
         let instance_pre = runtime
             .linker()
             .instantiate_pre(&component)
             .map_err(|e| LoadError::WorldMismatch(format!("{e:#}")))?;
-        let pre = EventPluginPre::new(instance_pre).map_err(|e| LoadError::WorldMismatch(format!("{e:#}")))?;
+        let pre = EventPluginPre::new(instance_pre)
+            .map_err(|e| LoadError::WorldMismatch(format!("{e:#}")))?;
         let mut plugin = Plugin {
             name: String::new(),
             version: String::new(),
@@ -126,7 +139,11 @@ impl Plugin {
 
     /// Handles one delivery on a fresh instance.
     pub fn handle(&self, delivery: &Delivery) -> Result<Outcome, CallError> {
-        self.call(|plugin, store| plugin.task_events_plugin_handler().call_handle(store, delivery))
+        self.call(|plugin, store| {
+            plugin
+                .task_events_plugin_handler()
+                .call_handle(store, delivery)
+        })
     }
 
     /// The golden cases the plugin ships for its own canary.
@@ -145,19 +162,30 @@ impl Plugin {
         f: impl FnOnce(&super::bindings::EventPlugin, &mut Store<Sandbox>) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
         let limits = self.runtime.limits();
-        let sandbox = Sandbox::new(self.label.clone(), limits.memory_bytes, limits.max_log_lines_per_call);
+        let sandbox = Sandbox::new(
+            self.label.clone(),
+            limits.memory_bytes,
+            limits.max_log_lines_per_call,
+        );
         let mut store = Store::new(self.runtime.engine(), sandbox);
         store.limiter(|s| s);
         store.set_epoch_deadline(self.runtime.deadline_ticks());
         store.epoch_deadline_trap();
-        let result = self.pre.instantiate(&mut store).and_then(|plugin| f(&plugin, &mut store));
+        let result = self
+            .pre
+            .instantiate(&mut store)
+            .and_then(|plugin| f(&plugin, &mut store));
         result.map_err(|e| self.classify(&store, e))
     }
 
     fn classify(&self, store: &Store<Sandbox>, error: wasmtime::Error) -> CallError {
         let plugin = self.label.to_string();
         if let Some(hit) = store.data().memory_hit {
-            return CallError::MemoryLimit { plugin, desired: hit.desired, limit: hit.limit };
+            return CallError::MemoryLimit {
+                plugin,
+                desired: hit.desired,
+                limit: hit.limit,
+            };
         }
         if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
             let limit_ms = self.runtime.limits().call_deadline.as_millis();
@@ -181,7 +209,8 @@ impl Plugin {
 pub(crate) fn check_is_component(bytes: &[u8]) -> Result<(), LoadError> {
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
         return Err(LoadError::NotAComponent(
-            "the file is not WebAssembly (no \\0asm header); is it truncated or the wrong file?".into(),
+            "the file is not WebAssembly (no \\0asm header); is it truncated or the wrong file?"
+                .into(),
         ));
     }
     if bytes[6..8] == [0, 0] {
@@ -208,7 +237,9 @@ fn check_exports(runtime: &Runtime, component: &Component) -> Result<(), LoadErr
         });
         match found {
             Some(version) if version.split('.').next() == Some(major) => {}
-            Some(version) => missing.push(format!("{expected}@{major}.x (the plugin has @{version})")),
+            Some(version) => {
+                missing.push(format!("{expected}@{major}.x (the plugin has @{version})"))
+            }
             None => missing.push(format!("{expected}@{major}.x")),
         }
     }
@@ -228,17 +259,26 @@ fn check_manifest(m: &Manifest) -> Result<(), LoadError> {
     }
     let mut routes = std::collections::HashSet::new();
     for s in &m.subscriptions {
-        if !s.route.starts_with('/') || s.route.starts_with("/dapr/") || s.route.starts_with("/admin") {
+        if !s.route.starts_with('/')
+            || s.route.starts_with("/dapr/")
+            || s.route.starts_with("/admin")
+        {
             return Err(LoadError::BadManifest(format!(
                 "route {:?} of topic {:?} must start with / and not be under /dapr/ or /admin",
                 s.route, s.topic
             )));
         }
         if s.pubsub.is_empty() || s.topic.is_empty() {
-            return Err(LoadError::BadManifest(format!("subscription {:?} has an empty pubsub or topic", s.route)));
+            return Err(LoadError::BadManifest(format!(
+                "subscription {:?} has an empty pubsub or topic",
+                s.route
+            )));
         }
         if !routes.insert(s.route.as_str()) {
-            return Err(LoadError::BadManifest(format!("route {:?} is used twice", s.route)));
+            return Err(LoadError::BadManifest(format!(
+                "route {:?} is used twice",
+                s.route
+            )));
         }
     }
     Ok(())

@@ -8,8 +8,9 @@
 //!
 //! Swapping while the host runs: `cache` (compiled code on disk), `canary` (golden cases a new
 //! version must reproduce), `prepare` (bytes -> checked plugin, used at start-up and for every
-//! swap), `probation` (the automatic-rollback verdict), `swap` (validate, switch, roll back,
-//! report), `watch` (the `--guest` file and SIGHUP as triggers).
+//! swap), `probation` (the automatic-rollback verdict), `swap` (validate, switch, roll back),
+//! `report` (what `/admin/plugin` and `/metrics` show of it), `watch` (the `--guest` file and
+//! SIGHUP as triggers).
 
 pub mod bindings;
 pub mod cache;
@@ -18,6 +19,7 @@ pub mod loaded;
 pub mod prepare;
 pub mod probation;
 pub mod registry;
+pub mod report;
 pub mod runtime;
 pub mod sandbox;
 pub mod swap;

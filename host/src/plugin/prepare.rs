@@ -4,9 +4,11 @@
 //! Contract: `prepare` either returns a `Prepared` plugin that matches the world, answered
 //! `manifest()`, and reproduced every golden case (its own and the operator's) under the
 //! production limits, or a `Rejection` an operator can act on, with a short `kind` for metrics.
-//! It never touches the serving generation. The slow part (compilation, canary) runs on a
-//! blocking thread while holding one instance permit, so it cannot exhaust the instance pool
-//! that deliveries use; deliveries go on meanwhile. Start-up and every swap use this same path.
+//! It never touches the serving generation. The slow parts run on the blocking pool, off the
+//! async executor: compilation without an instance permit, then the world check, `manifest()`
+//! and the canary holding one (they instantiate the plugin one call at a time), so a swap never
+//! exhausts the instance pool deliveries use; deliveries go on meanwhile. Start-up and every
+//! swap use this same path.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -75,19 +77,6 @@ impl Preparer {
         }
     }
 
-    pub fn runtime(&self) -> &Runtime {
-        &self.runtime
-    }
-
-    pub fn cache(&self) -> Option<&CompileCache> {
-        self.cache.as_ref()
-    }
-
-    /// Whether compiled code for these bytes is in the cache.
-    pub fn is_cached(&self, sha256: &str) -> bool {
-        self.cache.as_ref().is_some_and(|c| c.contains(sha256))
-    }
-
     pub async fn prepare(&self, bytes: Vec<u8>) -> Result<Prepared, Rejection> {
         let started = Instant::now();
         // The operator's cases are read for every load, so they can change with the plugin.
@@ -100,9 +89,8 @@ impl Preparer {
             }
             None => Vec::new(),
         };
-        let _permit = self.runtime.instance_permit().await;
         let (runtime, cache) = (self.runtime.clone(), self.cache.clone());
-        let checked = tokio::task::spawn_blocking(move || -> Result<_, Rejection> {
+        let (component, compiled, sha256) = blocking(move || {
             check_is_component(&bytes)?;
             let sha256 = sha256_hex(&bytes);
             let compiled = match &cache {
@@ -119,13 +107,18 @@ impl Preparer {
                 };
                 LoadError::NotAComponent(format!("the plugin does not compile: {e}{hint}"))
             })?;
+            Ok((component, compiled, sha256))
+        })
+        .await?;
+        // Instances from here on: one at a time, inside the pool deliveries use.
+        let _permit = self.runtime.instance_permit().await;
+        let runtime = self.runtime.clone();
+        let (plugin, canary) = blocking(move || {
             let plugin = Plugin::from_component(&runtime, component, sha256)?;
             let report = canary::run(&plugin, &operator_cases)?;
-            Ok((plugin, compiled, report))
+            Ok((plugin, report))
         })
-        .await
-        .map_err(|e| Rejection::Internal(e.to_string()))?;
-        let (plugin, compiled, canary) = checked?;
+        .await?;
         Ok(Prepared {
             plugin,
             compiled,
@@ -133,4 +126,13 @@ impl Preparer {
             took: started.elapsed(),
         })
     }
+}
+
+/// Runs `f` on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Rejection> + Send + 'static,
+) -> Result<T, Rejection> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Rejection::Internal(e.to_string()))?
 }

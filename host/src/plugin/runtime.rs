@@ -45,7 +45,9 @@ impl Runtime {
         let (engine, pooling) = match Engine::new(&config(&limits, true)) {
             Ok(engine) => (engine, true),
             Err(e) => {
-                tracing::warn!("pooling allocator unavailable ({e:#}); allocating instances on demand");
+                tracing::warn!(
+                    "pooling allocator unavailable ({e:#}); allocating instances on demand"
+                );
                 (Engine::new(&config(&limits, false))?, false)
             }
         };
@@ -86,7 +88,12 @@ impl Runtime {
 
     /// A slot for one live instance; waits while `max_instances` are in use.
     pub async fn instance_permit(&self) -> tokio::sync::OwnedSemaphorePermit {
-        self.inner.permits.clone().acquire_owned().await.expect("the instance semaphore is never closed")
+        self.inner
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the instance semaphore is never closed")
     }
 
     /// Epoch ticks that make up one call's deadline.
@@ -118,7 +125,11 @@ fn config(limits: &Limits, pooling: bool) -> Config {
     config
 }
 
-fn spawn_epoch_ticker(engine: wasmtime::EngineWeak, tick: std::time::Duration, stop: Arc<AtomicBool>) {
+fn spawn_epoch_ticker(
+    engine: wasmtime::EngineWeak,
+    tick: std::time::Duration,
+    stop: Arc<AtomicBool>,
+) {
     thread::Builder::new()
         .name("wasm-epoch".into())
         .spawn(move || {

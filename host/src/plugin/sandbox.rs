@@ -14,9 +14,14 @@ use std::time::Duration;
 use rand::SeedableRng;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{
+    HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
+};
 
-use super::bindings::{Level, task_events::plugin::{log, types}};
+use super::bindings::{
+    Level,
+    task_events::plugin::{log, types},
+};
 
 /// Longest log line kept; the rest is cut (guests choose what they print, not how much).
 const MAX_LOG_LINE: usize = 1024;
@@ -63,7 +68,10 @@ impl Sandbox {
 
 impl WasiView for Sandbox {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -75,7 +83,11 @@ impl ResourceLimiter for Sandbox {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         if desired > self.memory_limit {
-            self.memory_hit = Some(MemoryHit { current, desired, limit: self.memory_limit });
+            self.memory_hit = Some(MemoryHit {
+                current,
+                desired,
+                limit: self.memory_limit,
+            });
             // Failing the grow (instead of returning false) ends the call at once with a trap we
             // can name, rather than letting the guest's allocator abort somewhere later.
             wasmtime::bail!("memory limit of {} bytes exceeded", self.memory_limit);
@@ -83,7 +95,12 @@ impl ResourceLimiter for Sandbox {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
     }
 }

@@ -17,132 +17,32 @@
 //! - daprd reads `/dapr/subscribe` once, so the routes served are the start-up plugin's for the
 //!   life of the process. A plugin whose subscriptions differ is swapped in anyway, and the
 //!   difference is reported (`restart_required`) until a restart or a rollback ends it.
+//! - What operators see (`status`, `/metrics`) is shaped in `report`.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, Utc};
-use serde::Serialize;
+use chrono::Utc;
 use tokio::sync::mpsc;
 
 use super::bindings::Subscription;
-use super::canary::CanaryReport;
 use super::loaded::sha256_hex;
 use super::prepare::{Preparer, Rejection};
 use super::probation::{Alarm, Probation};
 use super::registry::{Generation, Registry, RollbackRefused};
+use super::report::{
+    GenerationInfo, PolicyInfo, RejectionRecord, RollbackRecord, Status, SubscriptionChanges,
+    Swapped, Trigger,
+};
 use crate::config::RollbackPolicy;
 use crate::metrics::MetricsSource;
 
-/// One generation as operators see it.
-#[derive(Debug, Clone, Serialize)]
-pub struct GenerationInfo {
-    pub generation: u64,
-    pub name: String,
-    pub version: String,
-    pub sha256: String,
-    #[serde(serialize_with = "rfc3339")]
-    pub loaded_at: DateTime<Utc>,
-    pub origin: String,
-    pub deliveries: u64,
-    pub failures: u64,
-    /// Whether the automatic-rollback window is still open.
-    pub on_probation: bool,
-}
-
-impl GenerationInfo {
-    pub fn of(g: &Generation) -> GenerationInfo {
-        GenerationInfo {
-            generation: g.number,
-            name: g.plugin.name.clone(),
-            version: g.plugin.version.clone(),
-            sha256: g.plugin.sha256.clone(),
-            loaded_at: g.loaded_at,
-            origin: g.origin.clone(),
-            deliveries: g.deliveries(),
-            failures: g.failures(),
-            on_probation: g.probation().is_some(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct RejectionRecord {
-    #[serde(serialize_with = "rfc3339")]
-    pub at: DateTime<Utc>,
-    pub origin: String,
-    pub sha256: Option<String>,
-    pub kind: &'static str,
-    pub reason: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Trigger {
-    /// The probation's failure rate.
-    Auto,
-    /// `POST /admin/rollback`.
-    Command,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct RollbackRecord {
-    #[serde(serialize_with = "rfc3339")]
-    pub at: DateTime<Utc>,
-    pub trigger: Trigger,
-    pub reason: String,
-    pub from: GenerationInfo,
-    pub to: GenerationInfo,
-}
-
-/// How the current plugin's subscriptions differ from those served since start-up.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct SubscriptionChanges {
-    pub added: Vec<String>,
-    pub removed: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Swapped {
-    pub current: GenerationInfo,
-    pub replaced: GenerationInfo,
-    /// `hit` when the compiled code came from the cache.
-    pub compile_cache: &'static str,
-    pub canary: CanaryReport,
-    pub took_ms: u128,
-    pub restart_required: bool,
-    pub subscription_changes: SubscriptionChanges,
-}
-
+/// What a swap request did.
 #[derive(Debug, Clone)]
 pub enum SwapOutcome {
     Unchanged(GenerationInfo),
     Swapped(Box<Swapped>),
-}
-
-/// Everything `GET /admin/plugin` shows.
-#[derive(Debug, Clone, Serialize)]
-pub struct Status {
-    pub current: GenerationInfo,
-    pub previous: Option<GenerationInfo>,
-    pub last_rejection: Option<RejectionRecord>,
-    pub last_rollback: Option<RollbackRecord>,
-    pub restart_required: bool,
-    pub subscription_changes: SubscriptionChanges,
-    pub rollback_policy: PolicyInfo,
-    pub swaps: u64,
-    pub rejections: u64,
-    pub rollbacks: u64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PolicyInfo {
-    pub window_deliveries: u64,
-    pub window_secs: u64,
-    pub failure_rate: f64,
-    pub min_deliveries: u64,
 }
 
 #[derive(Default)]
@@ -346,6 +246,8 @@ impl Swapper {
         let current = self.registry.current();
         let changes = self.subscription_changes(&current);
         let journal = self.journal.lock().unwrap_or_else(|e| e.into_inner());
+        let rollbacks_auto = self.counters.rollbacks_auto.load(Relaxed);
+        let rollbacks_command = self.counters.rollbacks_command.load(Relaxed);
         Status {
             current: GenerationInfo::of(&current),
             previous: self.registry.previous().map(|g| GenerationInfo::of(&g)),
@@ -360,9 +262,12 @@ impl Swapper {
                 min_deliveries: self.policy.min_deliveries,
             },
             swaps: self.counters.swaps.load(Relaxed),
+            unchanged: self.counters.unchanged.load(Relaxed),
             rejections: journal.rejections.values().sum(),
-            rollbacks: self.counters.rollbacks_auto.load(Relaxed)
-                + self.counters.rollbacks_command.load(Relaxed),
+            rejections_by_reason: journal.rejections.clone(),
+            rollbacks: rollbacks_auto + rollbacks_command,
+            rollbacks_auto,
+            rollbacks_command,
         }
     }
 
@@ -400,110 +305,6 @@ impl Swapper {
 
 impl MetricsSource for Swapper {
     fn render(&self, out: &mut String) {
-        let status = self.status();
-        let mut metric = |name: &str, kind: &str, help: &str, series: &[(String, u64)]| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for (labels, value) in series {
-                let _ = writeln!(out, "{name}{labels} {value}");
-            }
-        };
-        let c = &self.counters;
-        metric(
-            "task_events_plugin_swaps_total",
-            "counter",
-            "Plugins swapped in.",
-            &[(String::new(), c.swaps.load(Relaxed))],
-        );
-        metric(
-            "task_events_plugin_swaps_unchanged_total",
-            "counter",
-            "Swap requests whose plugin already served (no-ops).",
-            &[(String::new(), c.unchanged.load(Relaxed))],
-        );
-        let rejections: Vec<(String, u64)> = {
-            let journal = self.journal.lock().unwrap_or_else(|e| e.into_inner());
-            journal
-                .rejections
-                .iter()
-                .map(|(kind, n)| (format!("{{reason=\"{kind}\"}}"), *n))
-                .collect()
-        };
-        metric(
-            "task_events_plugin_rejections_total",
-            "counter",
-            "Plugins refused before serving, by reason.",
-            &rejections,
-        );
-        metric(
-            "task_events_plugin_rollbacks_total",
-            "counter",
-            "Rollbacks to the previous plugin, by trigger.",
-            &[
-                ("{trigger=\"auto\"}".into(), c.rollbacks_auto.load(Relaxed)),
-                (
-                    "{trigger=\"command\"}".into(),
-                    c.rollbacks_command.load(Relaxed),
-                ),
-            ],
-        );
-        let generations: Vec<(&str, &GenerationInfo)> =
-            std::iter::once(("current", &status.current))
-                .chain(status.previous.iter().map(|g| ("previous", g)))
-                .collect();
-        let label = |g: &GenerationInfo| format!("{{generation=\"{}\"}}", g.generation);
-        metric(
-            "task_events_plugin_generation_info",
-            "gauge",
-            "The current and previous plugin generations (value 1).",
-            &generations
-                .iter()
-                .map(|(role, g)| {
-                    let labels = format!(
-                        "{{generation=\"{}\",role=\"{role}\",name=\"{}\",version=\"{}\",sha256=\"{}\"}}",
-                        g.generation,
-                        escape(&g.name),
-                        escape(&g.version),
-                        g.sha256
-                    );
-                    (labels, 1)
-                })
-                .collect::<Vec<_>>(),
-        );
-        metric(
-            "task_events_plugin_generation_deliveries_total",
-            "counter",
-            "Plugin calls per generation.",
-            &generations
-                .iter()
-                .map(|(_, g)| (label(g), g.deliveries))
-                .collect::<Vec<_>>(),
-        );
-        metric(
-            "task_events_plugin_generation_failures_total",
-            "counter",
-            "Plugin calls that trapped or hit a limit, per generation.",
-            &generations
-                .iter()
-                .map(|(_, g)| (label(g), g.failures))
-                .collect::<Vec<_>>(),
-        );
-        metric(
-            "task_events_plugin_restart_required",
-            "gauge",
-            "1 when the serving plugin subscribes differently from the routes served since start-up.",
-            &[(String::new(), u64::from(status.restart_required))],
-        );
+        super::report::render_metrics(&self.status(), out);
     }
-}
-
-fn rfc3339<S: serde::Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-}
-
-/// A Prometheus label value.
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }

@@ -24,7 +24,15 @@ pub fn build_component(workspace_root: &Path, package: &str, package_dir: &Path)
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace_root)
-        .args(["build", "--release", "--target", TARGET, "-p", package, "--target-dir"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            TARGET,
+            "-p",
+            package,
+            "--target-dir",
+        ])
         .arg(&target_dir)
         .stdout(Stdio::null());
     // The outer build's flags and jobserver belong to the host target, not to this build.
@@ -50,12 +58,20 @@ pub fn build_component(workspace_root: &Path, package: &str, package_dir: &Path)
         "building the guest `{package}` for {TARGET} failed (see the compiler output above)"
     );
 
-    for watched in [package_dir.join("src"), package_dir.join("Cargo.toml"), workspace_root.join("wit")] {
+    for watched in [
+        package_dir.join("src"),
+        package_dir.join("Cargo.toml"),
+        workspace_root.join("wit"),
+    ] {
         println!("cargo:rerun-if-changed={}", watched.display());
     }
     let file = format!("{}.wasm", package.replace('-', "_"));
     let wasm = target_dir.join(TARGET).join("release").join(file);
-    assert!(wasm.exists(), "the guest build succeeded but {} is missing", wasm.display());
+    assert!(
+        wasm.exists(),
+        "the guest build succeeded but {} is missing",
+        wasm.display()
+    );
     wasm
 }
 
@@ -71,7 +87,11 @@ fn ensure_target() {
     if let Ok(toolchain) = env::var("RUSTUP_TOOLCHAIN") {
         cmd.args(["--toolchain", &toolchain]);
     }
-    let ok = cmd.stdout(Stdio::null()).status().map(|s| s.success()).unwrap_or(false);
+    let ok = cmd
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
     assert!(
         ok && target_installed(),
         "the {TARGET} target is missing and `rustup target add {TARGET}` failed; \
@@ -81,13 +101,19 @@ fn ensure_target() {
 
 fn target_installed() -> bool {
     let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let out = Command::new(rustc).args(["--print", "target-libdir", "--target", TARGET]).output();
+    let out = Command::new(rustc)
+        .args(["--print", "target-libdir", "--target", TARGET])
+        .output();
     match out {
         Ok(out) if out.status.success() => {
             let dir = String::from_utf8_lossy(&out.stdout).into_owned();
             // The path is printed whether or not the target is installed; look for its std.
             std::fs::read_dir(dir.trim())
-                .map(|entries| entries.flatten().any(|e| e.file_name().to_string_lossy().starts_with("libstd-")))
+                .map(|entries| {
+                    entries
+                        .flatten()
+                        .any(|e| e.file_name().to_string_lossy().starts_with("libstd-"))
+                })
                 .unwrap_or(false)
         }
         _ => false,

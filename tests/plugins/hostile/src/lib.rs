@@ -25,7 +25,11 @@ mod component {
     }
 
     fn problem(code: &str) -> Problem {
-        Problem { code: code.into(), message: format!("hostile plugin: {code}"), pointer: None }
+        Problem {
+            code: code.into(),
+            message: format!("hostile plugin: {code}"),
+            pointer: None,
+        }
     }
 
     impl handler::Guest for Hostile {
@@ -40,7 +44,10 @@ mod component {
                     route: "/events/hostile".into(),
                     dead_letter_topic: Some("hostile-dlq".into()),
                 }],
-                retry_policies: vec![RetryPolicy { event_type: "*".into(), delays_ms: vec![5, 10] }],
+                retry_policies: vec![RetryPolicy {
+                    event_type: "*".into(),
+                    delays_ms: vec![5, 10],
+                }],
             }
         }
 
@@ -64,7 +71,13 @@ mod component {
                 "reject" => Outcome::Reject(vec![problem("asked-to-reject")]),
                 _ => Outcome::Done(Handled {
                     dedupe_key: d.id.clone(),
-                    emits: vec![Emit { topic: "hostile-out".into(), key: "k".into(), id: format!("{}-out", d.id), kind: "echo".into(), data: d.data }],
+                    emits: vec![Emit {
+                        topic: "hostile-out".into(),
+                        key: "k".into(),
+                        id: format!("{}-out", d.id),
+                        kind: "echo".into(),
+                        data: d.data,
+                    }],
                 }),
             }
         }
@@ -84,7 +97,13 @@ mod component {
     }
 
     impl recurrence::Guest for Hostile {
-        fn occurrences_after(_: String, _: String, _: Option<String>, _: String, _: u32) -> Result<Vec<String>, Problem> {
+        fn occurrences_after(
+            _: String,
+            _: String,
+            _: Option<String>,
+            _: String,
+            _: u32,
+        ) -> Result<Vec<String>, Problem> {
             Err(problem("unsupported"))
         }
     }
