@@ -81,19 +81,22 @@ fn ensure_target() {
         return;
     }
     println!("cargo:warning=installing the {TARGET} target with rustup (first build only)");
-    let mut cmd = Command::new("rustup");
-    cmd.args(["target", "add", TARGET]);
-    // rustup's proxy sets RUSTUP_TOOLCHAIN to the toolchain running this build.
-    if let Ok(toolchain) = env::var("RUSTUP_TOOLCHAIN") {
-        cmd.args(["--toolchain", &toolchain]);
+    // The host's and the tests' build scripts may both get here at once on a fresh machine, so
+    // a failed `rustup target add` is retried and success is judged by the target being there.
+    for _ in 0..3 {
+        let mut cmd = Command::new("rustup");
+        cmd.args(["target", "add", TARGET]);
+        // rustup's proxy sets RUSTUP_TOOLCHAIN to the toolchain running this build.
+        if let Ok(toolchain) = env::var("RUSTUP_TOOLCHAIN") {
+            cmd.args(["--toolchain", &toolchain]);
+        }
+        let _ = cmd.stdout(Stdio::null()).status();
+        if target_installed() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(2));
     }
-    let ok = cmd
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        ok && target_installed(),
+    panic!(
         "the {TARGET} target is missing and `rustup target add {TARGET}` failed; \
          run it by hand, or install rustup (https://rustup.rs) if this toolchain is not managed by it"
     );
