@@ -72,6 +72,18 @@ impl Admin {
         what: &str,
         done: impl Fn(&Value) -> bool,
     ) -> Value {
+        self.wait_status_every(timeout, Duration::from_millis(50), what, done)
+            .await
+    }
+
+    /// Like `wait_status`, polling every `every` (the swap benchmark times swaps this way).
+    pub async fn wait_status_every(
+        &self,
+        timeout: Duration,
+        every: Duration,
+        what: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + timeout;
         loop {
             let status = self.status().await;
@@ -82,7 +94,7 @@ impl Admin {
                 Instant::now() < deadline,
                 "{what}: not within {timeout:?}; last status:\n{status:#}"
             );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(every).await;
         }
     }
 

@@ -1,6 +1,6 @@
 //! The embedded sidecar's HTTP API as the end-to-end tests use it: publish a task event, read
-//! a topic (every page), wait (bounded) for the next tasks a batch of completions creates, and
-//! publish a steady stream of completions in the background.
+//! a topic (every page), list the tasks created so far, wait (bounded) for the next tasks a
+//! batch of completions creates, and publish a steady stream of completions in the background.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -50,20 +50,25 @@ pub async fn topic_events(host: &HostProcess, topic: &str) -> Vec<Value> {
     }
 }
 
+/// The `parent_task_id`s of the task.created events on task-events so far (one per event).
+pub async fn created_parents(host: &HostProcess) -> Vec<i64> {
+    topic_events(host, "task-events")
+        .await
+        .iter()
+        .filter(|e| e["type"] == "task.created")
+        .map(|e| {
+            e["data"]["payload"]["parent_task_id"]
+                .as_i64()
+                .expect("parent_task_id")
+        })
+        .collect()
+}
+
 /// The `parent_task_id`s of the task.created events on task-events, once there are `n`.
 pub async fn wait_created(host: &HostProcess, n: usize, timeout: Duration) -> Vec<i64> {
     let deadline = Instant::now() + timeout;
     loop {
-        let created: Vec<i64> = topic_events(host, "task-events")
-            .await
-            .iter()
-            .filter(|e| e["type"] == "task.created")
-            .map(|e| {
-                e["data"]["payload"]["parent_task_id"]
-                    .as_i64()
-                    .expect("parent_task_id")
-            })
-            .collect();
+        let created = created_parents(host).await;
         if created.len() >= n {
             return created;
         }
