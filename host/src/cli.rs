@@ -25,7 +25,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve Dapr's app callback and run the plugin for every delivery.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Check a plugin (.wasm) exactly as a swap would (world, manifest, canary); print its manifest.
     Check {
         /// The plugin component.
@@ -76,7 +76,7 @@ pub fn main() -> ExitCode {
         .expect("starting the tokio runtime");
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => crate::serve::serve(args).await,
+            Command::Serve(args) => crate::serve::serve(*args).await,
             Command::Check {
                 file,
                 canary_file,

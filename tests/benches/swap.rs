@@ -7,6 +7,7 @@
 //! - `BENCH_COLD` times (default 5) with a build never seen before (compile-cache miss);
 //! - `BENCH_SWAPS` times (default 20) alternating between two builds already in the cache;
 //! - then `BENCH_ADMIN` times (default 10) through `POST /admin/plugin` (no file, no debounce).
+//!
 //! `BENCH_DEBOUNCE_MS` (default 100, the host's default) sets `--watch-debounce-ms`.
 //!
 //! For each swap it measures the time from the rename to the first delivery served by the new

@@ -95,10 +95,10 @@ impl HostProcess {
                     self.log()
                 );
             }
-            if let Ok(resp) = client.get(format!("{}/healthz", self.base)).send().await {
-                if resp.status().is_success() {
-                    return;
-                }
+            if let Ok(resp) = client.get(format!("{}/healthz", self.base)).send().await
+                && resp.status().is_success()
+            {
+                return;
             }
             assert!(
                 Instant::now() < deadline,

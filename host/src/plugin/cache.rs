@@ -187,7 +187,7 @@ impl CompileCache {
                 entries.push((modified, item.path()));
             }
         }
-        entries.sort_by(|a, b| b.0.cmp(&a.0));
+        entries.sort_by_key(|(modified, _)| std::cmp::Reverse(*modified));
         for (_, path) in entries.into_iter().skip(KEEP) {
             let _ = std::fs::remove_file(path);
         }

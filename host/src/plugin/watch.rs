@@ -224,10 +224,10 @@ impl Watched {
         };
         let target = std::fs::canonicalize(&self.path).ok();
         let mut dirs = vec![std::fs::canonicalize(&parent).unwrap_or(parent)];
-        if let Some(dir) = target.as_deref().and_then(Path::parent) {
-            if !dirs.iter().any(|d| d == dir) {
-                dirs.push(dir.to_path_buf());
-            }
+        if let Some(dir) = target.as_deref().and_then(Path::parent)
+            && !dirs.iter().any(|d| d == dir)
+        {
+            dirs.push(dir.to_path_buf());
         }
         for old in self.dirs.iter().filter(|d| !dirs.contains(d)) {
             let _ = watcher.unwatch(old);
