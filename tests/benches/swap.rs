@@ -112,13 +112,8 @@ async fn run() {
     let plugins = dir.path().join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
     let guest = task_plugin_file(&plugins);
-    let data = dir.path().join("data");
     let debounce = debounce_ms.to_string();
     let args = [
-        "--sidecar",
-        "embedded",
-        "--data-dir",
-        data.to_str().unwrap(),
         "--guest",
         guest.to_str().unwrap(),
         "--admin-token",
@@ -127,7 +122,7 @@ async fn run() {
         &debounce,
     ];
     let quiet = [("RUST_LOG", "warn"), ("NO_COLOR", "1")];
-    let host = HostProcess::start(HOST, dir.path(), &args, &quiet).await;
+    let host = HostProcess::embedded(HOST, dir.path(), &args, &quiet).await;
     let admin = Admin::new(&host.base, Some(TOKEN));
     println!(
         "host up at {} (data in {})",

@@ -4,6 +4,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use task_events_tests::embedded_api;
 use task_events_tests::events::daily_completion;
 use task_events_tests::host::HostProcess;
 use task_events_tests::plugins::{HOSTILE_WASM, task_plugin_file};
@@ -70,31 +71,8 @@ fn check_explains_what_is_wrong_with_a_bad_file() {
 #[tokio::test]
 async fn topics_tail_prints_what_came_out() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let host = HostProcess::start(
-        HOST,
-        dir.path(),
-        &[
-            "--sidecar",
-            "embedded",
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-        &[],
-    )
-    .await;
-    let status = reqwest::Client::new()
-        .post(format!(
-            "{}/v1.0/publish/kafka-pubsub/task-events",
-            host.base
-        ))
-        .header("content-type", "application/json")
-        .body(daily_completion(9).to_string())
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 204);
+    let host = HostProcess::embedded(HOST, dir.path(), &[], &[]).await;
+    embedded_api::publish(&host, &daily_completion(9)).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (ok, stdout, stderr) = run(&[

@@ -4,54 +4,20 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use task_events_tests::embedded_api;
 use task_events_tests::events::{completed_v1, daily_completion};
 use task_events_tests::host::HostProcess;
 
 const HOST: &str = env!("CARGO_BIN_EXE_host-under-test");
 
-async fn start(dir: &std::path::Path, extra: &[&str]) -> HostProcess {
-    let data = dir.join("data");
-    let mut args = vec![
-        "--sidecar",
-        "embedded",
-        "--data-dir",
-        data.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    HostProcess::start(HOST, dir, &args, &[]).await
-}
-
-async fn publish(host: &HostProcess, topic: &str, event: &Value) -> reqwest::StatusCode {
-    reqwest::Client::new()
-        .post(format!("{}/v1.0/publish/kafka-pubsub/{topic}", host.base))
-        .header("content-type", "application/json")
-        .body(event.to_string())
-        .send()
-        .await
-        .expect("publishing")
-        .status()
-}
-
-/// The records of `topic` as the embedded sidecar shows them.
-async fn records(host: &HostProcess, topic: &str) -> Vec<Value> {
-    let resp = reqwest::get(format!(
-        "{}/v1.0-embedded/topics/{topic}?from=0&limit=1000",
-        host.base
-    ))
-    .await
-    .expect("reading a topic");
-    let body: Value = resp.json().await.expect("topic JSON");
-    body["records"].as_array().cloned().unwrap_or_default()
+async fn start(dir: &std::path::Path) -> HostProcess {
+    HostProcess::embedded(HOST, dir, &[], &[]).await
 }
 
 /// CloudEvents on `topic` whose type is `kind`.
 async fn events_of(host: &HostProcess, topic: &str, kind: &str) -> Vec<Value> {
-    records(host, topic)
-        .await
-        .into_iter()
-        .map(|r| r["event"].clone())
-        .filter(|e| e["type"] == kind)
-        .collect()
+    let events = embedded_api::topic_events(host, topic).await;
+    events.into_iter().filter(|e| e["type"] == kind).collect()
 }
 
 /// Polls until `topic` holds at least `n` events of type `kind` (bounded).
@@ -75,7 +41,7 @@ async fn wait_for(host: &HostProcess, topic: &str, kind: &str, n: usize) -> Vec<
 #[tokio::test]
 async fn a_daily_completion_creates_the_next_days_task() {
     let dir = tempfile::tempdir().unwrap();
-    let host = start(dir.path(), &[]).await;
+    let host = start(dir.path()).await;
     let event = completed_v1(
         "evt-tour",
         123,
@@ -84,7 +50,7 @@ async fn a_daily_completion_creates_the_next_days_task() {
         "2025-12-29T09:00:00Z",
         "2025-12-29T10:00:00Z",
     );
-    assert_eq!(publish(&host, "task-events", &event).await, 204);
+    embedded_api::publish(&host, &event).await;
 
     let created = wait_for(&host, "task-events", "task.created", 1).await;
     let data = &created[0]["data"];
@@ -105,16 +71,16 @@ async fn a_daily_completion_creates_the_next_days_task() {
 #[tokio::test]
 async fn a_duplicate_delivery_publishes_nothing_new() {
     let dir = tempfile::tempdir().unwrap();
-    let host = start(dir.path(), &[]).await;
+    let host = start(dir.path()).await;
     let event = daily_completion(1);
-    assert_eq!(publish(&host, "task-events", &event).await, 204);
+    embedded_api::publish(&host, &event).await;
     wait_for(&host, "task-events", "task.created", 1).await;
-    assert_eq!(publish(&host, "task-events", &event).await, 204);
+    embedded_api::publish(&host, &event).await;
     // The duplicate is delivered after the first (same partition key, in order); once a later
     // event's output shows up, the duplicate has been handled.
     let mut marker = daily_completion(8);
     marker["user_id"] = event["user_id"].clone();
-    assert_eq!(publish(&host, "task-events", &marker).await, 204);
+    embedded_api::publish(&host, &marker).await;
     let created = wait_for(&host, "task-events", "task.created", 2).await;
     assert_eq!(
         created.len(),
@@ -126,9 +92,9 @@ async fn a_duplicate_delivery_publishes_nothing_new() {
 #[tokio::test]
 async fn an_invalid_event_is_dead_lettered_with_every_problem() {
     let dir = tempfile::tempdir().unwrap();
-    let host = start(dir.path(), &[]).await;
+    let host = start(dir.path()).await;
     let event = json!({"event_id": "bad-1", "event_type": "task.exploded", "event_version": "1.0", "task_id": "x", "timestamp": "yesterday", "payload": {}});
-    assert_eq!(publish(&host, "task-events", &event).await, 204);
+    embedded_api::publish(&host, &event).await;
     let dead = wait_for(&host, "task-events-dlq", "task-events.dead-letter", 1).await;
     let data = &dead[0]["data"];
     assert_eq!(data["reason"], "rejected");
@@ -151,17 +117,14 @@ async fn an_invalid_event_is_dead_lettered_with_every_problem() {
 #[tokio::test]
 async fn accepted_events_survive_kill_9_and_are_processed_after_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let mut host = start(dir.path(), &[]).await;
+    let mut host = start(dir.path()).await;
     let n = 40;
     for i in 0..n {
-        assert_eq!(
-            publish(&host, "task-events", &daily_completion(100 + i)).await,
-            204
-        );
+        embedded_api::publish(&host, &daily_completion(100 + i)).await;
     }
     host.kill9();
 
-    let host = start(dir.path(), &[]).await;
+    let host = start(dir.path()).await;
     // At least once: a completion whose next task was published just before the kill, but whose
     // dedupe record was not yet saved, is handled again after the restart. The plugin is
     // deterministic, so the repeat carries the same CloudEvent id and consumers can drop it.
@@ -202,11 +165,8 @@ async fn accepted_events_survive_kill_9_and_are_processed_after_restart() {
 #[tokio::test]
 async fn sigterm_finishes_and_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let mut host = start(dir.path(), &[]).await;
-    assert_eq!(
-        publish(&host, "task-events", &daily_completion(3)).await,
-        204
-    );
+    let mut host = start(dir.path()).await;
+    embedded_api::publish(&host, &daily_completion(3)).await;
     wait_for(&host, "task-events", "task.created", 1).await;
     let status = host.terminate(Duration::from_secs(20)).await;
     assert!(
@@ -219,19 +179,8 @@ async fn sigterm_finishes_and_exits_cleanly() {
 #[tokio::test]
 async fn app_api_token_guards_every_dapr_facing_route() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let host = HostProcess::start(
-        HOST,
-        dir.path(),
-        &[
-            "--sidecar",
-            "embedded",
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-        &[("APP_API_TOKEN", "app-secret")],
-    )
-    .await;
+    let host =
+        HostProcess::embedded(HOST, dir.path(), &[], &[("APP_API_TOKEN", "app-secret")]).await;
     let client = reqwest::Client::new();
     let subscribe = format!("{}/dapr/subscribe", host.base);
     assert_eq!(client.get(&subscribe).send().await.unwrap().status(), 401);
@@ -275,9 +224,6 @@ async fn app_api_token_guards_every_dapr_facing_route() {
         200
     );
     // The embedded sidecar still delivers in-process, so the flow works with a token set.
-    assert_eq!(
-        publish(&host, "task-events", &daily_completion(4)).await,
-        204
-    );
+    embedded_api::publish(&host, &daily_completion(4)).await;
     wait_for(&host, "task-events", "task.created", 1).await;
 }

@@ -3,75 +3,36 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
+use task_events_tests::embedded_api;
 use task_events_tests::host::HostProcess;
 use task_events_tests::plugins::HOSTILE_WASM;
 
 const HOST: &str = env!("CARGO_BIN_EXE_host-under-test");
 
-async fn publish(host: &HostProcess, event: &Value) {
-    let status = reqwest::Client::new()
-        .post(format!("{}/v1.0/publish/kafka-pubsub/hostile", host.base))
-        .header("content-type", "application/json")
-        .body(event.to_string())
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 204);
-}
-
-async fn events(host: &HostProcess, topic: &str) -> Vec<Value> {
-    let body: Value = reqwest::get(format!(
-        "{}/v1.0-embedded/topics/{topic}?from=0&limit=1000",
-        host.base
-    ))
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
-    body["records"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|r| r["event"].clone())
-        .collect()
-}
-
 #[tokio::test]
 async fn traps_deadlines_and_memory_limits_fail_one_delivery_each() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let host = HostProcess::start(
-        HOST,
-        dir.path(),
-        &[
-            "--sidecar",
-            "embedded",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--guest",
-            HOSTILE_WASM,
-            "--call-deadline-ms",
-            "300",
-            "--memory-limit-mib",
-            "16",
-        ],
-        &[],
-    )
-    .await;
+    let limits = [
+        "--guest",
+        HOSTILE_WASM,
+        "--call-deadline-ms",
+        "300",
+        "--memory-limit-mib",
+        "16",
+    ];
+    let host = HostProcess::embedded(HOST, dir.path(), &limits, &[]).await;
     for action in ["trap", "loop", "alloc", "retry", "reject"] {
-        publish(&host, &json!({"event_id": action, "do": action})).await;
+        embedded_api::publish_to(&host, "hostile", &json!({"event_id": action, "do": action}))
+            .await;
     }
-    publish(&host, &json!({"event_id": "fine", "do": "echo"})).await;
+    embedded_api::publish_to(&host, "hostile", &json!({"event_id": "fine", "do": "echo"})).await;
 
     let deadline = Instant::now() + Duration::from_secs(60);
     let (dead, out) = loop {
         let (dead, out) = (
-            events(&host, "hostile-dlq").await,
-            events(&host, "hostile-out").await,
+            embedded_api::topic_events(&host, "hostile-dlq").await,
+            embedded_api::topic_events(&host, "hostile-out").await,
         );
         if dead.len() >= 5 && !out.is_empty() {
             break (dead, out);

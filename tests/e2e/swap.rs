@@ -38,18 +38,11 @@ async fn start(dir: &Path, extra: &[&str]) -> (HostProcess, PathBuf) {
     if !guest.exists() {
         std::fs::write(&guest, task_plugin_bytes()).unwrap();
     }
-    let data = dir.join("data");
-    let mut args = vec![
-        "--sidecar",
-        "embedded",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--guest",
-        guest.to_str().unwrap(),
-    ];
+    let guest_path = guest.to_str().unwrap().to_string();
+    let mut args = vec!["--guest", guest_path.as_str()];
     args.extend_from_slice(extra);
     (
-        HostProcess::start(HOST, dir, &args, &[("NO_COLOR", "1")]).await,
+        HostProcess::embedded(HOST, dir, &args, &[("NO_COLOR", "1")]).await,
         guest,
     )
 }

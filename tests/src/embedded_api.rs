@@ -11,12 +11,15 @@ use serde_json::Value;
 use crate::events::daily_completion;
 use crate::host::HostProcess;
 
+/// Publishes a task event on task-events, as the todo app does; panics unless it is accepted.
 pub async fn publish(host: &HostProcess, event: &Value) {
+    publish_to(host, "task-events", event).await;
+}
+
+/// Publishes `event` as `application/json` on `topic` of the embedded pubsub.
+pub async fn publish_to(host: &HostProcess, topic: &str, event: &Value) {
     let status = reqwest::Client::new()
-        .post(format!(
-            "{}/v1.0/publish/kafka-pubsub/task-events",
-            host.base
-        ))
+        .post(format!("{}/v1.0/publish/kafka-pubsub/{topic}", host.base))
         .header("content-type", "application/json")
         .body(event.to_string())
         .send()

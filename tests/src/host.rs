@@ -52,6 +52,20 @@ impl HostProcess {
         HostProcess::start_on(free_port(), exe, log_dir, args, envs).await
     }
 
+    /// Starts the host in embedded mode with its data under `dir/data`, plus `extra` flags.
+    pub async fn embedded(
+        exe: &str,
+        dir: &Path,
+        extra: &[&str],
+        envs: &[(&str, &str)],
+    ) -> HostProcess {
+        let data = dir.join("data");
+        let data = data.to_str().expect("a UTF-8 temp path");
+        let mut args = vec!["--sidecar", "embedded", "--data-dir", data];
+        args.extend_from_slice(extra);
+        HostProcess::start(exe, dir, &args, envs).await
+    }
+
     /// Like `start`, on a given app port (e.g. one a daprd stand-in was configured with).
     pub async fn start_on(
         port: u16,

@@ -20,20 +20,10 @@ async fn the_watch_follows_a_configmap_symlink_swap() {
     std::os::unix::fs::symlink("..2025_01_01", volume.join("..data")).unwrap();
     std::os::unix::fs::symlink("..data/plugin.wasm", volume.join("plugin.wasm")).unwrap();
     let guest = volume.join("plugin.wasm");
-    let data = dir.path().join("data");
-    let host = HostProcess::start(
+    let host = HostProcess::embedded(
         HOST,
         dir.path(),
-        &[
-            "--sidecar",
-            "embedded",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--guest",
-            guest.to_str().unwrap(),
-            "--admin-token",
-            TOKEN,
-        ],
+        &["--guest", guest.to_str().unwrap(), "--admin-token", TOKEN],
         &[],
     )
     .await;
