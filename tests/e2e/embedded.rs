@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use task_events_tests::embedded_api;
 use task_events_tests::events::{completed_v1, daily_completion};
 use task_events_tests::host::HostProcess;
+use task_events_tests::http::status;
 
 const HOST: &str = env!("CARGO_BIN_EXE_host-under-test");
 
@@ -183,15 +184,9 @@ async fn app_api_token_guards_every_dapr_facing_route() {
         HostProcess::embedded(HOST, dir.path(), &[], &[("APP_API_TOKEN", "app-secret")]).await;
     let client = reqwest::Client::new();
     let subscribe = format!("{}/dapr/subscribe", host.base);
-    assert_eq!(client.get(&subscribe).send().await.unwrap().status(), 401);
+    assert_eq!(status(client.get(&subscribe)).await, 401);
     assert_eq!(
-        client
-            .get(&subscribe)
-            .header("dapr-api-token", "wrong")
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status(client.get(&subscribe).header("dapr-api-token", "wrong")).await,
         401
     );
     let ok = client
@@ -204,23 +199,9 @@ async fn app_api_token_guards_every_dapr_facing_route() {
     let subs: Value = ok.json().await.unwrap();
     assert_eq!(subs.as_array().unwrap().len(), 3);
     let route = format!("{}/events/task-events", host.base);
+    assert_eq!(status(client.post(&route).body("{}")).await, 401);
     assert_eq!(
-        client
-            .post(&route)
-            .body("{}")
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
-    assert_eq!(
-        client
-            .get(format!("{}/healthz", host.base))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status(client.get(format!("{}/healthz", host.base))).await,
         200
     );
     // The embedded sidecar still delivers in-process, so the flow works with a token set.

@@ -6,4 +6,5 @@ pub mod daprd;
 pub mod embedded_api;
 pub mod events;
 pub mod host;
+pub mod http;
 pub mod plugins;

@@ -253,18 +253,36 @@ fn check_exports(runtime: &Runtime, component: &Component) -> Result<(), LoadErr
     )))
 }
 
+/// Paths the host serves itself; a subscription route may not take one of them.
+const RESERVED_ROUTES: [&str; 2] = ["/healthz", "/metrics"];
+const RESERVED_PREFIXES: [&str; 4] = ["/dapr/", "/admin", "/v1.0/", "/v1.0-"];
+
+/// A subscription route becomes an axum route, so it must be a plain path: a pattern
+/// (`{id}`, `*rest`) or a path the host serves itself would make the router refuse to start.
+fn check_route(route: &str) -> Result<(), &'static str> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/-_.~".contains(c);
+    if !route.starts_with('/')
+        || route.len() < 2
+        || !route.chars().all(plain)
+        || route.contains("//")
+    {
+        return Err("must be a plain path: / followed by letters, digits, -, _, . or ~");
+    }
+    if RESERVED_ROUTES.contains(&route) || RESERVED_PREFIXES.iter().any(|p| route.starts_with(p)) {
+        return Err("is a path the host serves itself (/healthz, /metrics, /dapr/, /admin, /v1.0)");
+    }
+    Ok(())
+}
+
 fn check_manifest(m: &Manifest) -> Result<(), LoadError> {
     if m.name.trim().is_empty() {
         return Err(LoadError::BadManifest("the name is empty".into()));
     }
     let mut routes = std::collections::HashSet::new();
     for s in &m.subscriptions {
-        if !s.route.starts_with('/')
-            || s.route.starts_with("/dapr/")
-            || s.route.starts_with("/admin")
-        {
+        if let Err(why) = check_route(&s.route) {
             return Err(LoadError::BadManifest(format!(
-                "route {:?} of topic {:?} must start with / and not be under /dapr/ or /admin",
+                "route {:?} of topic {:?} {why}",
                 s.route, s.topic
             )));
         }
@@ -282,4 +300,33 @@ fn check_manifest(m: &Manifest) -> Result<(), LoadError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_route;
+
+    #[test]
+    fn routes_must_be_plain_paths_the_host_does_not_serve_itself() {
+        for ok in ["/events/task-events", "/events/reminders.v2", "/a_b~c"] {
+            assert_eq!(check_route(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "/",
+            "events",
+            "/healthz",
+            "/metrics",
+            "/dapr/subscribe",
+            "/admin/plugin",
+            "/v1.0/publish/x",
+            "/v1.0-embedded/topics",
+            "/e/{id}",
+            "/e/*rest",
+            "/a//b",
+            "/a b",
+        ] {
+            assert!(check_route(bad).is_err(), "{bad}");
+        }
+    }
 }

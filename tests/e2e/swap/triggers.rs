@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use task_events_tests::admin::{Admin, sha256_hex};
 use task_events_tests::host::HostProcess;
+use task_events_tests::http::status;
 use task_events_tests::plugins::{replace_file, task_plugin_bytes, task_plugin_variant};
 
 use super::{HOST, TOKEN, WAIT, start};
@@ -117,47 +118,17 @@ async fn admin_endpoints_refuse_without_the_token() {
 
     let (host, _) = start(&dir.path().join("token"), &["--admin-token", TOKEN]).await;
     let url = format!("{}/admin/plugin", host.base);
-    assert_eq!(client.get(&url).send().await.unwrap().status(), 401);
+    assert_eq!(status(client.get(&url)).await, 401);
     assert_eq!(
-        client
-            .get(&url)
-            .bearer_auth("admin-secreT")
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status(client.get(&url).bearer_auth("admin-secreT")).await,
         401
     );
     assert_eq!(
-        client
-            .get(&url)
-            .basic_auth("admin", Some(TOKEN))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status(client.get(&url).basic_auth("admin", Some(TOKEN))).await,
         401
     );
-    assert_eq!(
-        client
-            .post(&url)
-            .body(b"\0asm".to_vec())
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
-    assert_eq!(
-        client
-            .get(&url)
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(status(client.post(&url).body(b"\0asm".to_vec())).await, 401);
+    assert_eq!(status(client.get(&url).bearer_auth(TOKEN)).await, 200);
     let status = Admin::new(&host.base, Some(TOKEN)).status().await;
     assert_eq!(status["swaps"], 0, "the refused swap did nothing");
 }
