@@ -11,4 +11,7 @@ fn main() {
     let hostile = tests_dir.join("plugins").join("hostile");
     let wasm = guest_build::build_component(root, "hostile-plugin", &hostile);
     println!("cargo:rustc-env=HOSTILE_PLUGIN_WASM={}", wasm.display());
+    let legacy = hostile.join("legacy");
+    let wasm = guest_build::build_component(root, "legacy-plugin", &legacy);
+    println!("cargo:rustc-env=LEGACY_PLUGIN_WASM={}", wasm.display());
 }

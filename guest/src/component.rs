@@ -5,12 +5,12 @@
 
 wit_bindgen::generate!({
     path: "../wit",
-    world: "event-plugin",
+    world: "declared-event-plugin",
 });
 
 use crate::model;
 use crate::problem::Problem as DomainProblem;
-use exports::task_events::plugin::{handler, recurrence, schema};
+use exports::task_events::plugin::{effects, handler, recurrence, schema};
 use task_events::plugin::types as wit;
 
 struct TaskPlugin;
@@ -58,6 +58,12 @@ impl handler::Guest for TaskPlugin {
                 expected: outcome_to_wit(c.expected),
             })
             .collect()
+    }
+}
+
+impl effects::Guest for TaskPlugin {
+    fn publishes() -> Vec<String> {
+        crate::manifest::publishes()
     }
 }
 

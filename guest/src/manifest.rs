@@ -39,6 +39,13 @@ pub fn manifest() -> Manifest {
     }
 }
 
+/// Topics the plugin publishes to (WIT `effects.publishes`; the host refuses any other): the
+/// next occurrence's `task.created` goes back onto `task-events`, a deliberate loop that ends
+/// because a created task does not create another; reminders go to `reminders`.
+pub fn publishes() -> Vec<String> {
+    vec![TASK_EVENTS.into(), REMINDERS.into()]
+}
+
 fn subscription(topic: &str) -> Subscription {
     Subscription {
         pubsub: PUBSUB.into(),
@@ -58,6 +65,20 @@ fn policy(event_type: &str, delays_s: &[u32]) -> RetryPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_declared_topics_are_subscribed_ones_and_never_a_dead_letter_topic() {
+        let m = manifest();
+        for topic in publishes() {
+            assert!(m.subscriptions.iter().any(|s| s.topic == topic), "{topic}");
+            assert!(
+                m.subscriptions
+                    .iter()
+                    .all(|s| s.dead_letter_topic.as_deref() != Some(topic.as_str())),
+                "{topic}"
+            );
+        }
+    }
 
     #[test]
     fn manifest_matches_the_seed() {

@@ -16,6 +16,10 @@
 //! * Ends: `End::Count(n)` and a COUNT in the rule stop after occurrence n; `End::Until` and an
 //!   UNTIL in the rule are inclusive; a rule that cannot match again ends the series. All give
 //!   `Ok(None)`.
+//! * Exceptions: `exceptions` (EXDATE/RDATE, see `crate::recurrence::exceptions`) apply to
+//!   every anchor: an excluded date is never a next due date, an added one is, and a rule's own
+//!   COUNT still counts the excluded ones. `End::Count` counts due dates (added ones included),
+//!   because it is tracked by `occurrence_index`.
 //!
 //! Time: previous due dates and results are local wall clock `YYYY-MM-DDTHH:MM:SS` in `tzid`.
 //! `completed_at` is RFC 3339 with an offset; in a zoned series it is the instant, seen as its
@@ -28,7 +32,7 @@
 use chrono::NaiveDateTime;
 
 use crate::problem::Problem;
-use crate::recurrence::occurrences;
+use crate::recurrence::exceptions::{Exceptions, occurrences_with};
 use crate::recurrence::rule::{MAX_INTERVAL, Rule, Skip};
 use crate::recurrence::zone::{Zone, format_local, parse_instant, parse_local};
 
@@ -83,6 +87,8 @@ pub struct Series {
     /// the caller resolves it before calling `next_due`.
     pub month_overflow: MonthOverflow,
     pub end: End,
+    /// Dates removed from (EXDATE) and added to (RDATE) the rule's occurrences.
+    pub exceptions: Exceptions,
 }
 
 /// The RRULE for a legacy `recurring_pattern` (`DAILY|WEEKLY|MONTHLY|YEARLY`, any case,
@@ -146,7 +152,14 @@ pub fn next_due(
                 Missed::CatchUp => due_key,
                 Missed::Skip => due_key.max(completed_key),
             };
-            first(occurrences(&rule, dtstart, zone, after, 1)?)
+            first(occurrences_with(
+                &rule,
+                dtstart,
+                zone,
+                after,
+                1,
+                &series.exceptions,
+            )?)
         }
         Anchor::Completion => {
             // Re-anchoring restarts the rule, so its own COUNT is counted by the series'
@@ -162,7 +175,14 @@ pub fn next_due(
             } else {
                 zone.key(start)
             };
-            first(occurrences(&rule, start, zone, after, 1)?)
+            first(occurrences_with(
+                &rule,
+                start,
+                zone,
+                after,
+                1,
+                &series.exceptions,
+            )?)
         }
     };
     Ok(next

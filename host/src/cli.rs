@@ -1,4 +1,4 @@
-//! The command line: `serve`, `check`, `topics tail`.
+//! The command line: `serve`, `sidecar`, `check`, `recurrence`, `topics tail`.
 //!
 //! Every flag can also be set from an environment variable (see `--help`); exit codes: 0 done,
 //! 1 a failure whose reason is printed on stderr, 2 a usage error (clap's).
@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{LimitArgs, ServeArgs};
+use crate::config::{LimitArgs, ServeArgs, SidecarArgs};
 use crate::plugin::{Preparer, Runtime};
 
 #[derive(Parser)]
@@ -36,6 +36,10 @@ enum Command {
         #[command(flatten)]
         limits: LimitArgs,
     },
+    /// Run the embedded sidecar on its own: daprd's HTTP API for any Dapr app, durable on disk.
+    Sidecar(Box<SidecarArgs>),
+    /// Preview a recurrence rule: its next occurrences as the plugin computes them.
+    Recurrence(Box<crate::recurrence_preview::PreviewArgs>),
     /// Look at the embedded sidecar's topics through a running host.
     Topics {
         #[command(subcommand)]
@@ -67,7 +71,8 @@ pub fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,wasmtime=warn,cranelift=warn".into()),
         )
-        .with_writer(std::io::stderr)
+        // One event, one line: fields from outside (event ids, plugin text) cannot forge lines.
+        .with_writer(crate::plugin::logging::OneLine::stderr)
         .init();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -77,11 +82,13 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => crate::serve::serve(*args).await,
+            Command::Sidecar(args) => crate::standalone::run(*args).await,
             Command::Check {
                 file,
                 canary_file,
                 limits,
             } => check(file, canary_file, limits).await,
+            Command::Recurrence(args) => crate::recurrence_preview::run(*args).await,
             Command::Topics {
                 command:
                     TopicsCommand::Tail {

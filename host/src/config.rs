@@ -46,10 +46,6 @@ pub struct ServeArgs {
     #[arg(long, env = "TASK_EVENTS_SIDECAR", value_enum, default_value_t = SidecarChoice::Auto)]
     pub sidecar: SidecarChoice,
 
-    /// Directory of the embedded sidecar's durable store (one redb file).
-    #[arg(long, env = "TASK_EVENTS_DATA_DIR", default_value = "data")]
-    pub data_dir: PathBuf,
-
     /// daprd's HTTP port (set by `dapr run` and the Kubernetes injector).
     #[arg(long, env = "DAPR_HTTP_PORT")]
     pub dapr_http_port: Option<u16>,
@@ -74,22 +70,6 @@ pub struct ServeArgs {
     #[arg(long, env = "TASK_EVENTS_STATE_STORE", default_value = "statestore")]
     pub state_store: String,
 
-    /// Name of the embedded sidecar's pub/sub component.
-    #[arg(long, env = "TASK_EVENTS_PUBSUB", default_value = "kafka-pubsub")]
-    pub pubsub: String,
-
-    /// Virtual partitions per topic in embedded mode (order is kept per partition key).
-    #[arg(long, env = "TASK_EVENTS_PARTITIONS", default_value_t = 4)]
-    pub partitions: u32,
-
-    /// Longest wait between redeliveries of a message the app answered RETRY (embedded mode).
-    #[arg(
-        long,
-        env = "TASK_EVENTS_REDELIVERY_BACKOFF_MS",
-        default_value_t = 5_000
-    )]
-    pub redelivery_backoff_ms: u64,
-
     /// Timeout of one call to the sidecar (publish, state).
     #[arg(long, env = "TASK_EVENTS_SIDECAR_TIMEOUT_MS", default_value_t = 5_000)]
     pub sidecar_timeout_ms: u64,
@@ -99,10 +79,107 @@ pub struct ServeArgs {
     pub shutdown_grace_ms: u64,
 
     #[command(flatten)]
+    pub embedded: EmbeddedArgs,
+
+    #[command(flatten)]
     pub limits: LimitArgs,
 
     #[command(flatten)]
     pub swap: SwapArgs,
+}
+
+/// The embedded sidecar's own settings, shared by `serve` (in-process) and `sidecar`.
+#[derive(Debug, Clone, Args)]
+pub struct EmbeddedArgs {
+    /// Directory of the embedded sidecar's durable store (one redb file).
+    #[arg(long, env = "TASK_EVENTS_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// Name of the embedded sidecar's pub/sub component.
+    #[arg(long, env = "TASK_EVENTS_PUBSUB", default_value = "kafka-pubsub")]
+    pub pubsub: String,
+
+    /// Virtual partitions per topic in the embedded sidecar (order is kept per partition key).
+    #[arg(long, env = "TASK_EVENTS_PARTITIONS", default_value_t = 4)]
+    pub partitions: u32,
+
+    /// Longest wait between redeliveries of a message the app answered RETRY (embedded sidecar).
+    #[arg(
+        long,
+        env = "TASK_EVENTS_REDELIVERY_BACKOFF_MS",
+        default_value_t = 5_000
+    )]
+    pub redelivery_backoff_ms: u64,
+}
+
+impl EmbeddedArgs {
+    /// The embedded sidecar's configuration for the app `app_id` and state store `state_store`.
+    pub fn config(&self, app_id: &str, state_store: &str) -> crate::embedded::EmbeddedConfig {
+        crate::embedded::EmbeddedConfig {
+            data_dir: self.data_dir.clone(),
+            app_id: app_id.to_string(),
+            pubsub_name: self.pubsub.clone(),
+            state_store: state_store.to_string(),
+            partitions: self.partitions.max(1),
+            redelivery_backoff: Duration::from_millis(self.redelivery_backoff_ms.max(1)),
+        }
+    }
+}
+
+/// `task-events-host sidecar`: the embedded sidecar on its own, for any Dapr app.
+#[derive(Debug, Clone, Args)]
+pub struct SidecarArgs {
+    /// Port of the app to deliver to, on 127.0.0.1 (like daprd's --app-port).
+    #[arg(long, env = "APP_PORT", conflicts_with = "app_url")]
+    pub app_port: Option<u16>,
+
+    /// Base URL of the app to deliver to, e.g. http://127.0.0.1:3000; wins over --app-port.
+    #[arg(long, env = "TASK_EVENTS_APP_URL")]
+    pub app_url: Option<String>,
+
+    /// Port of the sidecar's HTTP API (like daprd's --dapr-http-port).
+    #[arg(long, env = "DAPR_HTTP_PORT", default_value_t = 3500)]
+    pub dapr_http_port: u16,
+
+    /// Address the sidecar API listens on.
+    #[arg(long, env = "TASK_EVENTS_LISTEN", default_value = "127.0.0.1")]
+    pub listen: IpAddr,
+
+    /// App id: the envelope `source` and the consumer group.
+    #[arg(long, env = "APP_ID", default_value = "app")]
+    pub app_id: String,
+
+    /// Name of the state store.
+    #[arg(long, env = "TASK_EVENTS_STATE_STORE", default_value = "statestore")]
+    pub state_store: String,
+
+    /// Token every caller of the sidecar API must send as `dapr-api-token`.
+    #[arg(long, env = "DAPR_API_TOKEN", hide_env_values = true)]
+    pub dapr_api_token: Option<String>,
+
+    /// Token sent to the app as `dapr-api-token` on every delivery.
+    #[arg(long, env = "APP_API_TOKEN", hide_env_values = true)]
+    pub app_api_token: Option<String>,
+
+    /// Timeout of one delivery to the app; a delivery that takes longer is redelivered.
+    #[arg(long, env = "TASK_EVENTS_APP_TIMEOUT_MS", default_value_t = 60_000)]
+    pub app_timeout_ms: u64,
+
+    #[command(flatten)]
+    pub embedded: EmbeddedArgs,
+}
+
+impl SidecarArgs {
+    /// `--app-url`, else `http://127.0.0.1:<--app-port>`; `None` when neither is given.
+    pub fn app_url(&self) -> Option<String> {
+        self.app_url
+            .clone()
+            .or_else(|| self.app_port.map(|p| format!("http://127.0.0.1:{p}")))
+    }
+
+    pub fn app_timeout(&self) -> Duration {
+        Duration::from_millis(self.app_timeout_ms.max(1))
+    }
 }
 
 /// Limits applied to every plugin instance.
@@ -119,6 +196,37 @@ pub struct LimitArgs {
     /// Plugin instances alive at once (pool size; further deliveries wait).
     #[arg(long, env = "TASK_EVENTS_MAX_INSTANCES", default_value_t = 64)]
     pub max_instances: u32,
+
+    /// Emits one delivery may publish; a delivery with more is dead-lettered.
+    #[arg(long, env = "TASK_EVENTS_MAX_EMITS", default_value_t = 64)]
+    pub max_emits: u32,
+
+    /// Size of one emit (topic, key, id, type and data), in bytes; a larger one is dead-lettered.
+    #[arg(long, env = "TASK_EVENTS_MAX_EMIT_BYTES", default_value_t = 256 * 1024)]
+    pub max_emit_bytes: u32,
+
+    /// Delays one retry policy may list; a plugin whose manifest has more is refused at load.
+    #[arg(long, env = "TASK_EVENTS_MAX_RETRY_DELAYS", default_value_t = 16)]
+    pub max_retry_delays: u32,
+
+    /// Sum of one retry policy's delays, in seconds; a plugin with a longer one is refused at load.
+    #[arg(long, env = "TASK_EVENTS_MAX_RETRY_TOTAL_SECS", default_value_t = 3_600)]
+    pub max_retry_total_secs: u64,
+
+    /// Let a plugin built against task-events:plugin@1.0 (it cannot declare its topics) publish
+    /// to any topic but the subscribed and dead-letter ones; without this it may publish nothing.
+    #[arg(long, env = "TASK_EVENTS_ALLOW_UNDECLARED_TOPICS")]
+    pub allow_undeclared_topics: bool,
+
+    /// Let a plugin serve when the canary has no case to run (no golden cases of its own and no
+    /// --canary-file cases); without this such a plugin is refused.
+    #[arg(long, env = "TASK_EVENTS_ALLOW_EMPTY_CANARY")]
+    pub allow_empty_canary: bool,
+
+    /// Plugin log lines per second, across all calls (bursts of 4 seconds' worth); the rest are
+    /// dropped and counted.
+    #[arg(long, env = "TASK_EVENTS_PLUGIN_LOG_LINES_PER_SEC", default_value_t = 50)]
+    pub plugin_log_lines_per_sec: u32,
 }
 
 /// `LimitArgs` as the plugin runtime uses them.
@@ -131,6 +239,37 @@ pub struct Limits {
     pub max_instances: u32,
     /// Log lines one call may write before the rest are dropped (a guest cannot flood logs).
     pub max_log_lines_per_call: u32,
+    /// Log lines per second a plugin may write across all its calls.
+    pub log_lines_per_sec: u32,
+    /// What a plugin may cause outside itself (plugin/effects.rs).
+    pub effects: EffectLimits,
+    /// Whether a plugin may serve when the canary ran no case.
+    pub allow_empty_canary: bool,
+}
+
+/// Caps on a plugin's effects: its emits (checked per delivery) and its retry schedules
+/// (checked at load).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EffectLimits {
+    pub max_emits: usize,
+    pub max_emit_bytes: usize,
+    pub max_retry_delays: usize,
+    pub max_retry_total: Duration,
+    /// A plugin that declares no topics (task-events:plugin@1.0) may publish to any topic that
+    /// is neither subscribed nor a dead-letter topic, instead of to none.
+    pub allow_undeclared_topics: bool,
+}
+
+impl Default for EffectLimits {
+    fn default() -> Self {
+        EffectLimits {
+            max_emits: 64,
+            max_emit_bytes: 256 * 1024,
+            max_retry_delays: 16,
+            max_retry_total: Duration::from_secs(3_600),
+            allow_undeclared_topics: false,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -141,6 +280,9 @@ impl Default for Limits {
             epoch_tick: Duration::from_millis(10),
             max_instances: 64,
             max_log_lines_per_call: 64,
+            log_lines_per_sec: 50,
+            effects: EffectLimits::default(),
+            allow_empty_canary: false,
         }
     }
 }
@@ -152,6 +294,15 @@ impl LimitArgs {
                 .unwrap_or(usize::MAX),
             call_deadline: Duration::from_millis(self.call_deadline_ms.max(1)),
             max_instances: self.max_instances.max(1),
+            log_lines_per_sec: self.plugin_log_lines_per_sec,
+            effects: EffectLimits {
+                max_emits: self.max_emits as usize,
+                max_emit_bytes: self.max_emit_bytes as usize,
+                max_retry_delays: self.max_retry_delays as usize,
+                max_retry_total: Duration::from_secs(self.max_retry_total_secs),
+                allow_undeclared_topics: self.allow_undeclared_topics,
+            },
+            allow_empty_canary: self.allow_empty_canary,
             ..Limits::default()
         }
     }
@@ -173,6 +324,12 @@ pub struct SwapArgs {
     /// Directory of compiled plugins, so restarts and re-swaps skip compilation [default: <data-dir>/cache].
     #[arg(long, env = "TASK_EVENTS_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+
+    /// Secret (32+ random bytes, a file only this user can read, outside the data directory)
+    /// that authenticates compile-cache entries across restarts; without it a per-process key is
+    /// used and the cache only helps within one run (plugin/cache.rs).
+    #[arg(long, env = "TASK_EVENTS_CACHE_KEY_FILE")]
+    pub cache_key_file: Option<PathBuf>,
 
     /// Watch the --guest file and swap the plugin when it changes (SIGHUP reloads it either way).
     #[arg(long, env = "TASK_EVENTS_WATCH", default_value_t = true, action = clap::ArgAction::Set)]
@@ -285,3 +442,26 @@ impl ServeArgs {
         Duration::from_millis(self.shutdown_grace_ms)
     }
 }
+
+/// A token read from `name`: an empty value means "no token", as daprd reads it, with a warning
+/// (an empty token that counted would accept an empty header and refuse a missing one).
+pub fn non_empty(name: &str, token: Option<String>) -> Option<String> {
+    match token {
+        Some(t) if t.is_empty() => {
+            tracing::warn!("{name} is set but empty: no token is required or sent");
+            None
+        }
+        other => other,
+    }
+}
+
+/// Warns when `address` is reachable beyond this machine and no token guards it.
+pub fn warn_if_exposed(address: std::net::SocketAddr, has_token: bool, token_name: &str) {
+    if !address.ip().is_loopback() && !has_token {
+        tracing::warn!(
+            "listening on {address}, beyond loopback, without {token_name}: anyone who can reach \
+             this port can use it; set {token_name}"
+        );
+    }
+}
+

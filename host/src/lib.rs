@@ -1,18 +1,25 @@
 //! task-events host: runs an event plugin (a wasm component) beside a Dapr sidecar.
 //!
 //! The host knows CloudEvents, Dapr and wasmtime, and nothing about tasks: the plugin decides
-//! what each event means (wit/plugin.wit). See ARCHITECTURE.md for the data flow.
+//! what each event means (wit/plugin.wit). See docs/architecture.md for the data flow.
+//!
+//! The public surface is what the binary and the end-to-end tests use: the CLI, the
+//! configuration, and the plugin runtime. Everything else is internal.
 
-pub mod admin;
 pub mod cli;
 pub mod config;
-pub mod dapr;
-pub mod embedded;
-pub mod metrics;
-pub mod pipeline;
 pub mod plugin;
-pub mod serve;
-pub mod sidecar;
+pub mod recurrence_preview;
+
+mod admin;
+mod dapr;
+mod dead_letter;
+mod embedded;
+mod metrics;
+mod pipeline;
+mod serve;
+mod sidecar;
+mod standalone;
 
 /// The task plugin built with this host (guest/), run when `serve` gets no `--guest`.
 pub const BUNDLED_PLUGIN: &[u8] = include_bytes!(env!("TASK_PLUGIN_WASM"));

@@ -7,7 +7,8 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, RwLock};
 
-use crate::pipeline::Status;
+use crate::dapr::Status;
+use crate::dead_letter::DeadLetterReason;
 use crate::plugin::CallError;
 
 /// Another part of the host that writes its own series into `/metrics` (e.g. the plugin swap
@@ -55,10 +56,10 @@ impl Metrics {
         self.duplicates.fetch_add(1, Relaxed);
     }
 
-    pub fn dead_letter(&self, reason: &str) {
+    pub fn dead_letter(&self, reason: DeadLetterReason) {
         match reason {
-            "rejected" => &self.dead_letter_rejected,
-            _ => &self.dead_letter_exhausted,
+            DeadLetterReason::Rejected => &self.dead_letter_rejected,
+            DeadLetterReason::RetriesExhausted => &self.dead_letter_exhausted,
         }
         .fetch_add(1, Relaxed);
     }

@@ -22,29 +22,13 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::dapr::Status;
+use crate::dead_letter::DeadLetterReason;
 use crate::dapr::envelope::Incoming;
 use crate::metrics::Metrics;
 use crate::plugin::bindings::{Delivery, Emit, Handled, Outcome, Problem, Subscription};
 use crate::plugin::{Generation, Registry};
 use crate::sidecar::{Concurrency, PublishRequest, Sidecar, SidecarError};
-
-/// daprd's delivery statuses (dapr-contract.md §3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Success,
-    Retry,
-    Drop,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Success => "SUCCESS",
-            Status::Retry => "RETRY",
-            Status::Drop => "DROP",
-        }
-    }
-}
 
 /// Why a delivery ends up dead-lettered.
 enum Failure {
@@ -83,7 +67,17 @@ impl Pipeline {
                 attempt,
             };
             let reason = match generation.handle(delivery).await {
-                Ok(Outcome::Done(handled)) => return self.finish(sub, &generation, handled).await,
+                // Declared effects only (plugin/effects.rs): an emit the host refuses
+                // dead-letters the whole delivery with the reason; nothing is published.
+                Ok(Outcome::Done(handled)) => {
+                    if let Err(refused) = generation.plugin.effects.check(sub, &handled.emits) {
+                        let failure = Failure::Rejected(vec![refused.problem()]);
+                        return self
+                            .dead_letter(sub, incoming, &generation, failure, attempt)
+                            .await;
+                    }
+                    return self.finish(sub, &generation, handled).await;
+                }
                 Ok(Outcome::Reject(problems)) => {
                     return self
                         .dead_letter(
@@ -195,9 +189,9 @@ impl Pipeline {
         attempt: u32,
     ) -> Status {
         let (reason, problems) = match failure {
-            Failure::Rejected(problems) => ("rejected", problems),
+            Failure::Rejected(problems) => (DeadLetterReason::Rejected, problems),
             Failure::RetriesExhausted(why) => (
-                "retries-exhausted",
+                DeadLetterReason::RetriesExhausted,
                 vec![Problem {
                     code: "retries-exhausted".into(),
                     message: why,
@@ -207,7 +201,7 @@ impl Pipeline {
         };
         self.metrics.dead_letter(reason);
         let Some(topic) = &sub.dead_letter_topic else {
-            tracing::warn!(event = %incoming.id, reason, "no dead-letter topic on {}; answering DROP", sub.topic);
+            tracing::warn!(event = %incoming.id, reason = reason.as_str(), "no dead-letter topic on {}; answering DROP", sub.topic);
             return Status::Drop;
         };
         let original: Value = serde_json::from_str(&incoming.data)
@@ -219,14 +213,14 @@ impl Pipeline {
             "type": "task-events.dead-letter",
             "datacontenttype": "application/json",
             "data": {
-                "reason": reason,
+                "reason": reason.as_str(),
                 "problems": problems.iter().map(|p| json!({"code": p.code, "message": p.message, "pointer": p.pointer})).collect::<Vec<_>>(),
                 "plugin": {"name": generation.plugin.name, "version": generation.plugin.version, "sha256": generation.plugin.sha256},
                 "attempt": attempt,
                 "original": {"id": incoming.id, "type": incoming.kind, "source": incoming.source, "topic": sub.topic, "pubsub": sub.pubsub, "data": original},
             },
         });
-        tracing::warn!(event = %incoming.id, reason, topic = %topic, problems = problems.len(), "dead-lettering");
+        tracing::warn!(event = %incoming.id, reason = reason.as_str(), topic = %topic, problems = problems.len(), "dead-lettering");
         let request = PublishRequest {
             pubsub: sub.pubsub.clone(),
             topic: topic.clone(),

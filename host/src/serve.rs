@@ -20,7 +20,7 @@ use crate::config::{ServeArgs, SidecarMode};
 use crate::dapr::app::{self, App};
 use crate::dapr::auth::require_dapr_api_token;
 use crate::dapr::client::DaprClient;
-use crate::embedded::{Embedded, EmbeddedConfig};
+use crate::embedded::{AppChannel, Embedded};
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::plugin::cache::CompileCache;
@@ -43,7 +43,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ),
     };
     // The same path as every later swap: compile cache, world check, manifest, canary.
-    let cache = match CompileCache::open(&args.swap.cache_dir(&args.data_dir), runtime.engine()) {
+    let cache_dir = args.swap.cache_dir(&args.embedded.data_dir);
+    let cache_key = args.swap.cache_key_file.as_deref();
+    let cache = match CompileCache::open(&cache_dir, cache_key, runtime.engine()) {
         Ok(cache) => Some(cache),
         Err(e) => {
             tracing::warn!("{e}; plugins will be compiled on every load");
@@ -91,21 +93,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 args.dapr_api_token.clone(),
                 args.sidecar_timeout(),
             );
-            (Sidecar::Dapr(client), None)
+            (Arc::new(client) as Sidecar, None)
         }
         SidecarMode::Embedded => {
-            let embedded = Embedded::open(EmbeddedConfig {
-                data_dir: args.data_dir.clone(),
-                app_id: args.app_id.clone(),
-                pubsub_name: args.pubsub.clone(),
-                state_store: args.state_store.clone(),
-                partitions: args.partitions.max(1),
-                redelivery_backoff: std::time::Duration::from_millis(
-                    args.redelivery_backoff_ms.max(1),
-                ),
-            })?;
-            tracing::info!("sidecar: embedded, data in {}", args.data_dir.display());
-            (Sidecar::Embedded(embedded.clone()), Some(embedded))
+            let embedded = Embedded::open(args.embedded.config(&args.app_id, &args.state_store))?;
+            tracing::info!("sidecar: embedded, data in {}", args.embedded.data_dir.display());
+            (Arc::new(embedded.clone()) as Sidecar, Some(embedded))
         }
     };
 
@@ -142,7 +135,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         public = public.merge(sidecar_routes);
         let (embedded, shutdown) = (embedded.clone(), shutdown.clone());
         delivery = Some(tokio::spawn(async move {
-            embedded.run_delivery(app_routes, shutdown).await
+            embedded.run_delivery(AppChannel::InProcess(app_routes), shutdown).await
         }));
     }
 
@@ -186,7 +179,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal(shutdown: CancellationToken) {
+pub(crate) async fn wait_for_signal(shutdown: CancellationToken) {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {

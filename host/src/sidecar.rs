@@ -1,9 +1,9 @@
 //! The little the pipeline needs from a Dapr sidecar: publish, and read/write one state key.
 //!
 //! Dapr mode talks to a real daprd over HTTP (`dapr::client`); embedded mode answers from the
-//! durable store in this process (`embedded`). Both sit behind this one enum so the pipeline is
-//! the same code in both modes (ARCHITECTURE.md, rule 7). Errors are split by what the caller
-//! must do: a transient failure means "answer RETRY, nothing was acknowledged".
+//! durable store in this process (`embedded`). Both implement [`SidecarApi`], so the pipeline is
+//! the same code in both modes and depends on neither. Errors are split by what the caller must
+//! do: a transient failure means "answer RETRY, nothing was acknowledged".
 
 use bytes::Bytes;
 
@@ -30,9 +30,7 @@ pub struct StateEntry {
 /// How a state save treats an existing key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Concurrency {
-    /// Overwrite whatever is there (daprd's default).
-    LastWrite,
-    /// Insert only if absent (no etag) or only over the given etag.
+    /// Insert only if absent: daprd's `first-write` with no etag.
     FirstWrite,
 }
 
@@ -51,42 +49,32 @@ pub enum SidecarError {
     Rejected(String),
 }
 
-/// The sidecar the host is paired with.
-#[derive(Clone)]
-pub enum Sidecar {
-    Dapr(crate::dapr::client::DaprClient),
-    Embedded(crate::embedded::Embedded),
-}
+/// A boxed future, so [`SidecarApi`] can be used as a trait object.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
-impl Sidecar {
-    pub async fn publish(&self, req: PublishRequest) -> Result<(), SidecarError> {
-        match self {
-            Sidecar::Dapr(c) => c.publish(req).await,
-            Sidecar::Embedded(e) => e.publish(req).await,
-        }
-    }
+/// The sidecar the host is paired with: daprd over HTTP (`dapr::client`), or the embedded one
+/// in this process (wired in by `serve` alone). The pipeline sees only this trait.
+pub trait SidecarApi: Send + Sync + 'static {
+    /// Publishes like `POST /v1.0/publish/{pubsub}/{topic}`; `Ok` once the broker has it.
+    fn publish(&self, req: PublishRequest) -> BoxFuture<'_, Result<(), SidecarError>>;
 
-    pub async fn get_state(
-        &self,
-        store: &str,
-        key: &str,
-    ) -> Result<Option<StateEntry>, SidecarError> {
-        match self {
-            Sidecar::Dapr(c) => c.get_state(store, key).await,
-            Sidecar::Embedded(e) => e.get_state(store, key).await,
-        }
-    }
+    /// Reads one key like `GET /v1.0/state/{store}/{key}`.
+    fn get_state<'a>(
+        &'a self,
+        store: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<StateEntry>, SidecarError>>;
 
-    pub async fn save_state(
-        &self,
-        store: &str,
-        key: &str,
+    /// Saves one key. `FirstWrite` on an existing key is a [`SidecarError::Conflict`] (or, on
+    /// Redis and Postgres behind daprd, an `Unavailable` 500: callers re-read).
+    fn save_state<'a>(
+        &'a self,
+        store: &'a str,
+        key: &'a str,
         value: Bytes,
         concurrency: Concurrency,
-    ) -> Result<(), SidecarError> {
-        match self {
-            Sidecar::Dapr(c) => c.save_state(store, key, value, concurrency).await,
-            Sidecar::Embedded(e) => e.save_state(store, key, value, concurrency).await,
-        }
-    }
+    ) -> BoxFuture<'a, Result<(), SidecarError>>;
 }
+
+/// The shared handle the pipeline holds.
+pub type Sidecar = std::sync::Arc<dyn SidecarApi>;

@@ -120,3 +120,109 @@ fn check_runs_the_operators_canary_cases() {
         "{stderr}"
     );
 }
+
+#[test]
+fn recurrence_previews_a_rule_with_weekdays_and_offsets_from_the_plugin() {
+    let ny = ["--tz", "America/New_York"];
+    let (ok, stdout, stderr) = run(&[
+        &["recurrence", "FREQ=HOURLY;INTERVAL=4;BYHOUR=8,12,16,20"],
+        &["--dtstart", "2026-12-01T08:00:00", "-n", "5"][..],
+        &ny[..],
+    ]
+    .concat());
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [
+            " 1  Tue 2026-12-01 08:00:00 -05:00 (America/New_York)",
+            " 2  Tue 2026-12-01 12:00:00 -05:00 (America/New_York)",
+            " 3  Tue 2026-12-01 16:00:00 -05:00 (America/New_York)",
+            " 4  Tue 2026-12-01 20:00:00 -05:00 (America/New_York)",
+            " 5  Wed 2026-12-02 08:00:00 -05:00 (America/New_York)",
+        ]
+    );
+    // RFC 5545 §3.8.5.3, once refused: the offset follows DST, and COUNT ends the list.
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = task_plugin_file(dir.path());
+    let (ok, stdout, stderr) = run(&[
+        &[
+            "recurrence",
+            "FREQ=YEARLY;INTERVAL=3;COUNT=10;BYYEARDAY=1,100,200",
+        ],
+        &["--dtstart", "1997-01-01T09:00:00", "-n", "20"][..],
+        &["--guest", wasm.to_str().unwrap()][..],
+        &ny[..],
+    ]
+    .concat());
+    assert!(ok, "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 10, "{stdout}");
+    assert_eq!(
+        lines[1],
+        " 2  Thu 1997-04-10 09:00:00 -04:00 (America/New_York)"
+    );
+    assert_eq!(
+        lines[9],
+        "10  Sun 2006-01-01 09:00:00 -05:00 (America/New_York)"
+    );
+    // A time in the spring-forward gap: the instant RFC 5545 §3.3.5 gives it (EST, before
+    // the gap), as the plugin computes it.
+    let (ok, stdout, _) = run(&[
+        &[
+            "recurrence",
+            "FREQ=DAILY",
+            "--dtstart",
+            "2025-03-08T02:30:00",
+            "-n",
+            "2",
+        ][..],
+        &ny[..],
+    ]
+    .concat());
+    assert!(ok);
+    assert!(
+        stdout.contains(" 2  Sun 2025-03-09 02:30:00 -05:00 (America/New_York)"),
+        "{stdout}"
+    );
+    // Floating rules have no offset.
+    let (ok, stdout, _) = run(&[
+        "recurrence",
+        "FREQ=WEEKLY",
+        "--dtstart",
+        "2025-01-06T09:00:00",
+        "-n",
+        "1",
+    ]);
+    assert!(ok);
+    assert_eq!(stdout, " 1  Mon 2025-01-06 09:00:00 floating (floating)\n");
+}
+
+#[test]
+fn recurrence_explains_a_refused_rule_with_the_plugins_problem() {
+    let (ok, stdout, stderr) = run(&[
+        "recurrence",
+        "FREQ=MONTHLY;BYMONTHDAY=0",
+        "--dtstart",
+        "2025-01-06T09:00:00",
+    ]);
+    assert!(!ok, "a refused rule exits non-zero");
+    assert!(
+        stdout.starts_with("refused: FREQ=MONTHLY;BYMONTHDAY=0\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  invalid-rrule: RRULE part BYMONTHDAY"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("invalid-rrule"), "{stderr}");
+    let (ok, stdout, _) = run(&[
+        "recurrence",
+        "FREQ=DAILY",
+        "--dtstart",
+        "2025-01-06T09:00:00",
+        "--tz",
+        "Mars/Olympus_Mons",
+    ]);
+    assert!(!ok);
+    assert!(stdout.contains("  unknown-timezone: "), "{stdout}");
+}

@@ -343,11 +343,17 @@ async fn rollback_on_command_and_unchanged_bytes() {
 #[tokio::test]
 async fn a_restart_takes_the_compiled_plugin_from_the_cache() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut host, _) = start(dir.path(), &[]).await;
+    // Entries are trusted across restarts only under a key kept outside the data directory
+    // (host/src/plugin/cache_trust.rs); tests/e2e/cache_trust.rs covers the refusals.
+    let key = dir.path().join("cache.key");
+    std::fs::write(&key, [7u8; 32]).unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let keyed = ["--cache-key-file", key.to_str().unwrap()];
+    let (mut host, _) = start(dir.path(), &keyed).await;
     let first = host.log();
     assert!(first.contains("compile_cache=\"miss\""), "{first}");
     host.terminate(WAIT).await;
-    let (host, _) = start(dir.path(), &[]).await;
+    let (host, _) = start(dir.path(), &keyed).await;
     let second = host.log();
     assert!(second.contains("compile_cache=\"hit\""), "{second}");
 }

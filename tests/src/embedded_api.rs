@@ -1,6 +1,9 @@
 //! The embedded sidecar's HTTP API as the end-to-end tests use it: publish a task event, read
 //! a topic (every page), list the tasks created so far, wait (bounded) for the next tasks a
 //! batch of completions creates, and publish a steady stream of completions in the background.
+//!
+//! Every function takes a [`SidecarApi`]: the host in embedded mode (`serve` serves the sidecar
+//! API on its own port) or the standalone sidecar process.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,34 +14,72 @@ use serde_json::Value;
 use crate::events::daily_completion;
 use crate::host::HostProcess;
 
-/// Publishes a task event on task-events, as the todo app does; panics unless it is accepted.
-pub async fn publish(host: &HostProcess, event: &Value) {
-    publish_to(host, "task-events", event).await;
+/// Something that serves the embedded sidecar's API.
+pub trait SidecarApi {
+    /// `http://127.0.0.1:<port>`.
+    fn base(&self) -> &str;
+    /// The `dapr-api-token` its API requires, if any.
+    fn token(&self) -> Option<&str> {
+        None
+    }
+    /// Its log so far, for failure messages.
+    fn log(&self) -> String;
+
+    /// A request to its API, `path` from the root, with the token when there is one.
+    fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let req = reqwest::Client::new()
+            .request(method, format!("{}{path}", self.base()))
+            .timeout(Duration::from_secs(30));
+        match self.token() {
+            Some(t) => req.header("dapr-api-token", t),
+            None => req,
+        }
+    }
 }
 
-/// Publishes `event` as `application/json` on `topic` of the embedded pubsub.
-pub async fn publish_to(host: &HostProcess, topic: &str, event: &Value) {
-    let status = reqwest::Client::new()
-        .post(format!("{}/v1.0/publish/kafka-pubsub/{topic}", host.base))
+impl SidecarApi for HostProcess {
+    fn base(&self) -> &str {
+        &self.base
+    }
+    fn log(&self) -> String {
+        HostProcess::log(self)
+    }
+}
+
+/// Publishes a task event on task-events, as the todo app does: keyed by its `user_id`, so one
+/// user's events stay in order. Panics unless it is accepted.
+pub async fn publish(sidecar: &impl SidecarApi, event: &Value) {
+    publish_to(sidecar, "task-events", event).await;
+}
+
+/// Publishes `event` as `application/json` on `topic` of the embedded pubsub, keyed by its
+/// `user_id` when it has one.
+pub async fn publish_to(sidecar: &impl SidecarApi, topic: &str, event: &Value) {
+    let mut path = format!("/v1.0/publish/kafka-pubsub/{topic}");
+    if let Some(user) = event["user_id"].as_str() {
+        path.push_str(&format!("?metadata.partitionKey={user}"));
+    }
+    let status = sidecar
+        .api(reqwest::Method::POST, &path)
         .header("content-type", "application/json")
         .body(event.to_string())
         .send()
         .await
         .expect("publishing")
         .status();
-    assert_eq!(status, 204, "publish refused; host log:\n{}", host.log());
+    assert_eq!(status, 204, "publish refused; log:\n{}", sidecar.log());
 }
 
-/// Every CloudEvent on an embedded topic (all pages).
-pub async fn topic_events(host: &HostProcess, topic: &str) -> Vec<Value> {
-    let mut events = Vec::new();
+/// Every record on an embedded topic (all pages): `{offset, partition, key, event, ...}`.
+pub async fn topic_records(sidecar: &impl SidecarApi, topic: &str) -> Vec<Value> {
+    let mut out = Vec::new();
     let mut from = 0;
-    loop {
-        let url = format!(
-            "{}/v1.0-embedded/topics/{topic}?from={from}&limit=1000",
-            host.base
-        );
-        let page: Value = reqwest::get(url)
+    // Bounded: every page moves `from` forward, and no test topic holds a million records.
+    for _ in 0..1000 {
+        let path = format!("/v1.0-embedded/topics/{topic}?from={from}&limit=1000");
+        let page: Value = sidecar
+            .api(reqwest::Method::GET, &path)
+            .send()
             .await
             .expect("reading a topic")
             .json()
@@ -46,15 +87,48 @@ pub async fn topic_events(host: &HostProcess, topic: &str) -> Vec<Value> {
             .expect("topic JSON");
         let records = page["records"].as_array().cloned().unwrap_or_default();
         if records.is_empty() {
+            return out;
+        }
+        out.extend(records);
+        from = page["next"].as_u64().expect("a next offset");
+    }
+    panic!("topic {topic} did not end after 1000 pages")
+}
+
+/// Every CloudEvent on an embedded topic (all pages).
+pub async fn topic_events(sidecar: &impl SidecarApi, topic: &str) -> Vec<Value> {
+    topic_records(sidecar, topic)
+        .await
+        .into_iter()
+        .map(|r| r["event"].clone())
+        .collect()
+}
+
+/// Waits (bounded) until `topic` holds at least `n` events, and returns them.
+pub async fn wait_topic(
+    sidecar: &impl SidecarApi,
+    topic: &str,
+    n: usize,
+    timeout: Duration,
+) -> Vec<Value> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let events = topic_events(sidecar, topic).await;
+        if events.len() >= n {
             return events;
         }
-        events.extend(records.into_iter().map(|r| r["event"].clone()));
-        from = page["next"].as_u64().expect("a next offset");
+        assert!(
+            Instant::now() < deadline,
+            "{topic} holds {} of {n} events after {timeout:?}; log:\n{}",
+            events.len(),
+            sidecar.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 /// The `parent_task_id`s of the task.created events on task-events so far (one per event).
-pub async fn created_parents(host: &HostProcess) -> Vec<i64> {
+pub async fn created_parents(host: &impl SidecarApi) -> Vec<i64> {
     topic_events(host, "task-events")
         .await
         .iter()
@@ -68,7 +142,7 @@ pub async fn created_parents(host: &HostProcess) -> Vec<i64> {
 }
 
 /// The `parent_task_id`s of the task.created events on task-events, once there are `n`.
-pub async fn wait_created(host: &HostProcess, n: usize, timeout: Duration) -> Vec<i64> {
+pub async fn wait_created(host: &impl SidecarApi, n: usize, timeout: Duration) -> Vec<i64> {
     let deadline = Instant::now() + timeout;
     loop {
         let created = created_parents(host).await;
@@ -77,7 +151,7 @@ pub async fn wait_created(host: &HostProcess, n: usize, timeout: Duration) -> Ve
         }
         assert!(
             Instant::now() < deadline,
-            "only {} of {n} task.created; host log:\n{}",
+            "only {} of {n} task.created; log:\n{}",
             created.len(),
             host.log()
         );
@@ -112,4 +186,16 @@ pub fn publish_until(
         }
         n
     })
+}
+
+impl SidecarApi for crate::sidecar_process::SidecarProcess {
+    fn base(&self) -> &str {
+        &self.base
+    }
+    fn log(&self) -> String {
+        crate::sidecar_process::SidecarProcess::log(self)
+    }
+    fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        crate::sidecar_process::SidecarProcess::api(self, method, path)
+    }
 }

@@ -1,10 +1,13 @@
-//! Shared harness for the end-to-end tests: the host as a child process, the plugins, a
-//! daprd stand-in written from dapr-contract.md, and task events to send.
+//! Shared harness for the end-to-end tests: the host and the standalone sidecar as child
+//! processes, a fault-injecting proxy, a recording Dapr app, the plugins, and task events.
 
 pub mod admin;
-pub mod daprd;
+pub mod dapr_mode;
 pub mod embedded_api;
 pub mod events;
 pub mod host;
 pub mod http;
 pub mod plugins;
+pub mod proxy;
+pub mod sidecar_process;
+pub mod test_app;

@@ -9,6 +9,10 @@ use task_events_host::plugin::{Plugin, Runtime, canary};
 /// The hostile fixture plugin (tests/plugins/hostile), built by this package's build script.
 pub const HOSTILE_WASM: &str = env!("HOSTILE_PLUGIN_WASM");
 
+/// A plugin built against task-events:plugin@1.0.0 (tests/plugins/hostile/legacy): declares no
+/// topics, ships no golden cases, asks for an endless retry schedule.
+pub const LEGACY_WASM: &str = env!("LEGACY_PLUGIN_WASM");
+
 /// The task plugin's bytes, as bundled with the host.
 pub fn task_plugin_bytes() -> &'static [u8] {
     task_events_host::BUNDLED_PLUGIN

@@ -184,3 +184,26 @@ fn integer_ids_of_any_size_survive_the_ladder() {
         assert_eq!(migrate(&up, "1.0").unwrap(), v.to_string(), "{id}");
     }
 }
+
+#[test]
+fn exceptions_need_1_1_and_travel_between_1_1_and_2_0() {
+    let base = json!({"event_id": "e", "event_type": "task.created", "event_version": "1.1", "task_id": 1,
+                      "user_id": "u", "timestamp": "2025-01-01T00:00:00Z",
+                      "payload": {"recurring_pattern": "DAILY", "recurrence": {
+                          "exdates": ["2025-12-25"], "rdates": ["2025-12-27T10:00:00"]}}});
+    assert_eq!(
+        lossy(&base, "1.0"),
+        ["/payload/recurrence/exdates", "/payload/recurrence/rdates"]
+    );
+    // An empty list says nothing 1.0 cannot.
+    let empty = patch(base.clone(), "/payload/recurrence/exdates", json!([]));
+    let empty = patch(empty, "/payload/recurrence/rdates", json!([]));
+    let down: Value = serde_json::from_str(&ok(&empty, "1.0")).unwrap();
+    assert!(down["payload"].get("recurrence").is_none(), "{down}");
+    // 1.1 -> 2.0 -> 1.1 keeps them exactly.
+    let up = ok(&base, "2.0");
+    let up: Value = serde_json::from_str(&up).unwrap();
+    assert_eq!(up["payload"]["recurrence"], base["payload"]["recurrence"]);
+    let back: Value = serde_json::from_str(&ok(&up, "1.1")).unwrap();
+    assert_eq!(back, base);
+}

@@ -10,14 +10,15 @@
 //!   `recurring_pattern` (which it then becomes if absent);
 //! - month overflow must be `clamp` (1.0's shorthand behaviour) for MONTHLY and YEARLY: an
 //!   explicit RRULE defaults to RFC skipping, so it needs `month_overflow: "clamp"` to go down;
-//! - `interval` 1, `anchor` schedule, `missed` skip, no `tzid`, no `until`, no `count`.
+//! - `interval` 1, `anchor` schedule, `missed` skip, no `tzid`, no `until`, no `count`, no
+//!   `exdates` or `rdates` (an empty list is dropped: it says nothing).
 
 use serde_json::{Map, Value};
 
 use super::rewrite::{gather, splice};
 use super::set_version;
 use crate::problem::Problem;
-use crate::schema::recurrence::{Pattern, SERIES_FIELDS, shorthand_of};
+use crate::schema::recurrence::{EXCEPTION_KEYS, Pattern, SERIES_FIELDS, shorthand_of};
 use crate::schema::{Version, codes};
 
 const PAYLOAD: &str = "payload";
@@ -136,6 +137,12 @@ fn check_expressible(
     for key in ["until", "count"] {
         if get(key).is_some() {
             lossy(key, format!("an end condition ({key})"));
+        }
+    }
+    // An empty list says nothing 1.0 cannot; any date in it would be silently lost.
+    for key in EXCEPTION_KEYS {
+        if get(key).is_some_and(|v| v.as_array().is_none_or(|dates| !dates.is_empty())) {
+            lossy(key, format!("exceptions to the rule ({key})"));
         }
     }
     (new_pattern, problems)

@@ -10,7 +10,7 @@
 //! the input's `timestamp` verbatim (the completion event's time is the creation's logical
 //! time, and it is deterministic); payload `title`, `due_date`, `recurring_pattern` if the input
 //! had one, the full recurrence (defaults resolved explicitly, `dtstart` = the series start,
-//! `series_id`, `occurrence_index` + 1) and `remind_before`. Other payload fields are not copied:
+//! `exdates`/`rdates` as written, `series_id`, `occurrence_index` + 1) and `remind_before`. Other payload fields are not copied:
 //! the event names the next occurrence of a series, the task service owns the rest of its state.
 //!
 //! `reminder.scheduled` (with `remind_before`): the new task's id, payload `title`, `due_date`
@@ -191,6 +191,13 @@ fn recurrence(spec: &RecurrenceSpec, res: &Resolved, ids: &Ids) -> Map<String, V
     }
     if let Some(n) = spec.count {
         r.insert("count".into(), n.into());
+    }
+    // The exceptions travel with the series, as written, so every task can compute its next.
+    for (key, dates) in [("exdates", &spec.exdates), ("rdates", &spec.rdates)] {
+        if !dates.is_empty() {
+            let raw: Vec<Value> = dates.iter().map(|d| d.raw.as_str().into()).collect();
+            r.insert(key.into(), Value::Array(raw));
+        }
     }
     r.insert("series_id".into(), ids.series_id.into());
     r.insert("occurrence_index".into(), ids.index.into());

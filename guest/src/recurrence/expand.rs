@@ -1,32 +1,55 @@
-//! The candidate dates of one FREQ period (a day, a WKST-based week, a month or a year).
+//! The candidate occurrences of one FREQ period (a second, minute, hour, day, WKST-based week,
+//! month or year).
 //!
-//! RFC 5545 builds the set period by period: BYMONTH, BYMONTHDAY and BYDAY either expand the
-//! period into dates or limit them, depending on FREQ (the table in §3.3.10, with erratum 1913
-//! for ordinal BYDAY in YEARLY), then BYSETPOS picks positions within the period's set. Values
-//! the rule leaves out come from DTSTART (its weekday, day of month, month). RFC 7529 SKIP
-//! decides what an invalid generated date (Feb 30) becomes; it is applied right where the day of
-//! the month is generated, before BYDAY limits and BYSETPOS. All times of day are DTSTART's, so
-//! this module works on dates only.
+//! RFC 5545 builds the set period by period: each BY part either expands the period or limits
+//! it, depending on FREQ (the table in §3.3.10, with erratum 1913 for ordinal BYDAY in YEARLY),
+//! then BYSETPOS picks positions within the period's set. Values the rule leaves out come from
+//! DTSTART (its weekday, day of month, month, hour, minute, second). RFC 7529 SKIP decides what
+//! an invalid generated date (Feb 30) becomes; it is applied right where the day of the month
+//! is generated, before BYDAY limits and BYSETPOS. A generated second 60 is not a civil time
+//! and is dropped like Feb 30.
+//!
+//! Days (DAILY..YEARLY) are built here; the times of each day are DTSTART's or the product of
+//! BYHOUR × BYMINUTE × BYSECOND, which expand at these frequencies. Periods shorter than a day
+//! live in `sub_daily`.
 //!
 //! Periods are numbered by a `key`: days since the epoch of the CE calendar (DAILY), the same
-//! for the period's first day (WEEKLY), `year*12 + month0` (MONTHLY) or the year (YEARLY).
-//! Consecutive periods of a rule are `step` keys apart, so the engine can jump straight to the
-//! period containing any date.
+//! for the period's first day (WEEKLY), `year*12 + month0` (MONTHLY), the year (YEARLY), or
+//! hours/minutes/seconds since that epoch (sub-daily, on the naive wall clock). Consecutive
+//! periods of a rule are `step` keys apart, so the engine can jump straight to the period
+//! containing any time.
 
-use chrono::{Datelike, Days, NaiveDate, Weekday};
+use chrono::{Datelike, Days, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 
+use super::calendar::{
+    day_passes_limits, days_in_month, days_until, in_weeks, is_month_day, is_year_day, week_start,
+    ymd,
+};
 use super::rule::{Freq, Rule, Skip, WeekdayNum};
+use super::sub_daily;
 
 /// The last year any computed date may have.
 pub const MAX_YEAR: i32 = 9999;
 
-/// The key of the period that contains `date`.
-pub fn period_key(rule: &Rule, date: NaiveDate) -> i64 {
+/// What expanding one period gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expanded {
+    /// The period starts beyond year 9999: the caller stops.
+    Beyond,
+    /// `out` holds the period's set. `skip_to`: no period with a key below it can hold
+    /// anything, so the caller may jump there (sub-daily rules skip whole days or hours).
+    Set { skip_to: Option<i64> },
+}
+
+/// The key of the period that contains `t`.
+pub fn period_key(rule: &Rule, t: NaiveDateTime) -> i64 {
+    let date = t.date();
     match rule.freq {
         Freq::Daily => i64::from(date.num_days_from_ce()),
         Freq::Weekly => i64::from(week_start(date, rule.wkst).num_days_from_ce()),
         Freq::Monthly => i64::from(date.year()) * 12 + i64::from(date.month0()),
         Freq::Yearly => i64::from(date.year()),
+        Freq::Hourly | Freq::Minutely | Freq::Secondly => sub_daily::key_of(rule.freq, t),
     }
 }
 
@@ -38,10 +61,56 @@ pub fn period_step(rule: &Rule) -> i64 {
     }
 }
 
-/// Fills `out` with the period's dates, ascending and distinct, after BYSETPOS. Returns false
-/// when the period starts beyond year 9999 (the caller stops there).
-pub fn expand_period(rule: &Rule, dtstart: NaiveDate, key: i64, out: &mut Vec<NaiveDate>) -> bool {
+/// Fills `out` with the period's occurrences, ascending and distinct, after BYSETPOS.
+pub fn expand_period(
+    rule: &Rule,
+    dtstart: NaiveDateTime,
+    key: i64,
+    out: &mut Vec<NaiveDateTime>,
+) -> Expanded {
     out.clear();
+    if rule.is_sub_daily() {
+        return sub_daily::expand(rule, dtstart, key, out);
+    }
+    let mut dates = Vec::new();
+    if !period_dates(rule, dtstart.date(), key, &mut dates) {
+        return Expanded::Beyond;
+    }
+    let times = times_of_day(rule, dtstart.time());
+    for date in dates {
+        out.extend(times.iter().map(|t| date.and_time(*t)));
+    }
+    out.sort_unstable();
+    out.dedup();
+    apply_set_pos(&rule.by_set_pos, out);
+    Expanded::Set { skip_to: None }
+}
+
+/// The times of day of DAILY..YEARLY occurrences: BYHOUR, BYMINUTE and BYSECOND expand, and
+/// each missing one is DTSTART's. Ascending.
+fn times_of_day(rule: &Rule, start: NaiveTime) -> Vec<NaiveTime> {
+    let or = |v: &Vec<u32>, d: u32| if v.is_empty() { vec![d] } else { v.clone() };
+    let hours = or(&rule.by_hour, start.hour());
+    let minutes = or(&rule.by_minute, start.minute());
+    let seconds = or(&rule.by_second, start.second());
+    let mut times = Vec::with_capacity(hours.len() * minutes.len() * seconds.len());
+    for &h in &hours {
+        for &m in &minutes {
+            // Second 60 (leap second) has no civil time: from_hms_opt refuses it, so it drops.
+            times.extend(
+                seconds
+                    .iter()
+                    .filter_map(|&s| NaiveTime::from_hms_opt(h, m, s)),
+            );
+        }
+    }
+    times.sort_unstable();
+    times.dedup();
+    times
+}
+
+/// The dates of one DAILY..YEARLY period, unsorted. False when it starts beyond year 9999.
+fn period_dates(rule: &Rule, dtstart: NaiveDate, key: i64, out: &mut Vec<NaiveDate>) -> bool {
     match rule.freq {
         Freq::Daily | Freq::Weekly => {
             let Some(first) = i32::try_from(key)
@@ -81,27 +150,9 @@ pub fn expand_period(rule: &Rule, dtstart: NaiveDate, key: i64, out: &mut Vec<Na
             }
             expand_year(rule, dtstart, year, out);
         }
+        Freq::Hourly | Freq::Minutely | Freq::Secondly => return false,
     }
-    out.sort_unstable();
-    out.dedup();
-    apply_set_pos(&rule.by_set_pos, out);
     true
-}
-
-/// DAILY: every BY part limits. WEEKLY: BYDAY (default: DTSTART's weekday) picks days of the
-/// week, BYMONTH limits (BYMONTHDAY is rejected by the parser).
-fn day_passes_limits(rule: &Rule, dtstart: NaiveDate, d: NaiveDate) -> bool {
-    if !rule.by_month.is_empty() && !rule.by_month.contains(&d.month()) {
-        return false;
-    }
-    if !rule.by_month_day.is_empty() && !rule.by_month_day.iter().any(|&md| is_month_day(d, md)) {
-        return false;
-    }
-    if rule.by_day.is_empty() {
-        return rule.freq == Freq::Daily || d.weekday() == dtstart.weekday();
-    }
-    // Ordinals are rejected for DAILY/WEEKLY, so only the weekday matters.
-    rule.by_day.iter().any(|w| w.weekday == d.weekday())
 }
 
 fn expand_year(rule: &Rule, dtstart: NaiveDate, year: i32, out: &mut Vec<NaiveDate>) {
@@ -110,7 +161,9 @@ fn expand_year(rule: &Rule, dtstart: NaiveDate, year: i32, out: &mut Vec<NaiveDa
         !rule.by_month_day.is_empty(),
         !rule.by_day.is_empty(),
     );
-    if !has_month && !has_month_day && !has_day {
+    if !rule.by_week_no.is_empty() || !rule.by_year_day.is_empty() {
+        year_by_weeks_or_days(rule, year, out);
+    } else if !has_month && !has_month_day && !has_day {
         // Plain YEARLY: DTSTART's month and day.
         out.extend(resolve_month_day(
             year,
@@ -133,6 +186,32 @@ fn expand_year(rule: &Rule, dtstart: NaiveDate, year: i32, out: &mut Vec<NaiveDa
         };
         for month in months {
             expand_month(rule, dtstart, year, month, scope, out);
+        }
+    }
+}
+
+/// YEARLY with BYWEEKNO or BYYEARDAY: those expand to days of the year, and every other day
+/// part limits them (BYMONTH, BYMONTHDAY, and BYDAY: within the week for BYWEEKNO, where
+/// ordinals are refused; a limit otherwise, its ordinal counted in the month with BYMONTH and
+/// in the year without). Only days of the period's own calendar year belong to it.
+fn year_by_weeks_or_days(rule: &Rule, year: i32, out: &mut Vec<NaiveDate>) {
+    let (Some(first), Some(last)) = (ymd(year, 1, 1), ymd(year, 12, 31)) else {
+        return;
+    };
+    let scope = if rule.by_month.is_empty() {
+        Scope::Year
+    } else {
+        Scope::Month
+    };
+    for d in first.iter_days().take_while(|d| *d <= last) {
+        let keep = (rule.by_month.is_empty() || rule.by_month.contains(&d.month()))
+            && (rule.by_week_no.is_empty() || in_weeks(d, &rule.by_week_no, rule.wkst))
+            && (rule.by_year_day.is_empty() || rule.by_year_day.iter().any(|&n| is_year_day(d, n)))
+            && (rule.by_month_day.is_empty()
+                || rule.by_month_day.iter().any(|&md| is_month_day(d, md)))
+            && (rule.by_day.is_empty() || rule.by_day.iter().any(|w| matches_by_day(d, *w, scope)));
+        if keep {
+            out.push(d);
         }
     }
 }
@@ -228,13 +307,6 @@ fn matches_by_day(d: NaiveDate, w: WeekdayNum, scope: Scope) -> bool {
     }
 }
 
-/// Whether `d` is day `md` of its month (negative: counted from the end).
-fn is_month_day(d: NaiveDate, md: i32) -> bool {
-    let len = days_in_month(d.year(), d.month()).unwrap_or(31) as i32;
-    let day = if md > 0 { md } else { len + 1 + md };
-    d.day() as i32 == day
-}
-
 /// Day `md` of a month (negative: from the end); an invalid one goes through SKIP (RFC 7529).
 fn resolve_month_day(year: i32, month: u32, md: i32, skip: Skip) -> Option<NaiveDate> {
     let len = days_in_month(year, month)? as i32;
@@ -256,12 +328,12 @@ fn resolve_month_day(year: i32, month: u32, md: i32, skip: Skip) -> Option<Naive
 }
 
 /// BYSETPOS: the n-th (negative: from the end) members of the period's sorted set.
-fn apply_set_pos(positions: &[i32], set: &mut Vec<NaiveDate>) {
+pub fn apply_set_pos(positions: &[i32], set: &mut Vec<NaiveDateTime>) {
     if positions.is_empty() {
         return;
     }
     let n = set.len() as i64;
-    let mut picked: Vec<NaiveDate> = positions
+    let mut picked: Vec<NaiveDateTime> = positions
         .iter()
         .filter_map(|&p| {
             let index = if p > 0 {
@@ -277,29 +349,4 @@ fn apply_set_pos(positions: &[i32], set: &mut Vec<NaiveDate>) {
     picked.sort_unstable();
     picked.dedup();
     *set = picked;
-}
-
-/// The first day of the WKST-based week containing `date`.
-pub fn week_start(date: NaiveDate, wkst: Weekday) -> NaiveDate {
-    date.checked_sub_days(Days::new(days_until(wkst, date.weekday())))
-        .unwrap_or(date)
-}
-
-/// Days from weekday `from` forward to weekday `to` (0..=6).
-fn days_until(from: Weekday, to: Weekday) -> u64 {
-    u64::from((to.num_days_from_monday() + 7 - from.num_days_from_monday()) % 7)
-}
-
-fn ymd(year: i32, month: u32, day: u32) -> Option<NaiveDate> {
-    NaiveDate::from_ymd_opt(year, month, day)
-}
-
-pub fn days_in_month(year: i32, month: u32) -> Option<u32> {
-    let first = ymd(year, month, 1)?;
-    let next = if month == 12 {
-        ymd(year.checked_add(1)?, 1, 1)?
-    } else {
-        ymd(year, month + 1, 1)?
-    };
-    u32::try_from(next.signed_duration_since(first).num_days()).ok()
 }

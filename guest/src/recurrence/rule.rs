@@ -2,10 +2,13 @@
 //!
 //! `Rule::parse` turns the text into a typed rule or returns one `Problem` naming the offending
 //! part: code `invalid-rrule` for a rule the RFC forbids or that can never mean anything, and
-//! `unsupported-rrule` for valid RFC features this engine does not implement (sub-daily
-//! frequencies, BYWEEKNO, BYYEARDAY, BYHOUR, BYMINUTE, BYSECOND, BYEASTER, non-Gregorian
-//! RSCALE). Names and enumerated values are case-insensitive (RFC 5545 §2); numbers are plain
-//! decimal. Checks that need DTSTART's zone (the form of UNTIL) live in `check_until_form`.
+//! `unsupported-rrule` only for what lies outside RFC 5545 and RFC 7529's Gregorian scale
+//! (a non-Gregorian RSCALE, python-dateutil's BYEASTER). Every RFC 5545 part is accepted,
+//! with the combinations §3.3.10 allows (BYWEEKNO only with YEARLY, BYYEARDAY not with DAILY,
+//! WEEKLY or MONTHLY, BYMONTHDAY not with WEEKLY, BYDAY ordinals only with MONTHLY and YEARLY
+//! and not next to BYWEEKNO). Names and enumerated values are case-insensitive (RFC 5545 §2);
+//! numbers are plain decimal. Checks that need DTSTART's zone (the form of UNTIL) live in
+//! `check_until_form`.
 
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime, Weekday};
 
@@ -18,10 +21,28 @@ pub const MAX_INTERVAL: u32 = 1000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Freq {
+    Secondly,
+    Minutely,
+    Hourly,
     Daily,
     Weekly,
     Monthly,
     Yearly,
+}
+
+impl Freq {
+    /// The RRULE spelling, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Freq::Secondly => "SECONDLY",
+            Freq::Minutely => "MINUTELY",
+            Freq::Hourly => "HOURLY",
+            Freq::Daily => "DAILY",
+            Freq::Weekly => "WEEKLY",
+            Freq::Monthly => "MONTHLY",
+            Freq::Yearly => "YEARLY",
+        }
+    }
 }
 
 /// RFC 7529 handling of an invalid generated date such as Feb 30.
@@ -62,6 +83,14 @@ pub struct Rule {
     pub by_day: Vec<WeekdayNum>,
     pub by_month_day: Vec<i32>,
     pub by_month: Vec<u32>,
+    /// Day of the year, ±1..366 (negative: from the end).
+    pub by_year_day: Vec<i32>,
+    /// Week of the year, ±1..53, weeks starting on WKST (week 1 has at least 4 days of the year).
+    pub by_week_no: Vec<i32>,
+    pub by_hour: Vec<u32>,
+    pub by_minute: Vec<u32>,
+    /// 0..=60; 60 (a leap second) never exists in civil time here, so it never matches.
+    pub by_second: Vec<u32>,
     pub by_set_pos: Vec<i32>,
     pub wkst: Weekday,
     /// RSCALE=GREGORIAN was given (the only calendar supported).
@@ -91,6 +120,11 @@ impl Rule {
             by_day: Vec::new(),
             by_month_day: Vec::new(),
             by_month: Vec::new(),
+            by_year_day: Vec::new(),
+            by_week_no: Vec::new(),
+            by_hour: Vec::new(),
+            by_minute: Vec::new(),
+            by_second: Vec::new(),
             by_set_pos: Vec::new(),
             wkst: Weekday::Mon,
             rscale: false,
@@ -107,7 +141,9 @@ impl Rule {
             if seen.contains(&name) {
                 return Err(invalid(&name, "appears more than once"));
             }
-            if index == 0 && name != "FREQ" {
+            // RFC 5545 wants FREQ first; RFC 7529 writes RSCALE before it.
+            let freq_may_wait = index == 0 && name == "RSCALE";
+            if name != "FREQ" && !seen.iter().any(|n| n == "FREQ") && !freq_may_wait {
                 let has_freq = text
                     .split(';')
                     .any(|p| p.to_ascii_uppercase().starts_with("FREQ="));
@@ -119,6 +155,9 @@ impl Rule {
             }
             rule.set_part(&name, &value)?;
             seen.push(name);
+        }
+        if !seen.iter().any(|n| n == "FREQ") {
+            return Err(invalid("FREQ", "missing (every rule starts with FREQ=...)"));
         }
         rule.check_combination()?;
         Ok(rule)
@@ -146,6 +185,11 @@ impl Rule {
             "BYDAY" => self.by_day = parse_list(name, value, parse_weekday_num)?,
             "BYMONTHDAY" => self.by_month_day = parse_list(name, value, parse_month_day)?,
             "BYMONTH" => self.by_month = parse_list(name, value, parse_month)?,
+            "BYYEARDAY" => self.by_year_day = parse_list(name, value, parse_year_day)?,
+            "BYWEEKNO" => self.by_week_no = parse_list(name, value, parse_week_no)?,
+            "BYHOUR" => self.by_hour = parse_list(name, value, |p, v| parse_clock(p, v, 23))?,
+            "BYMINUTE" => self.by_minute = parse_list(name, value, |p, v| parse_clock(p, v, 59))?,
+            "BYSECOND" => self.by_second = parse_list(name, value, |p, v| parse_clock(p, v, 60))?,
             "BYSETPOS" => self.by_set_pos = parse_list(name, value, parse_set_pos)?,
             "WKST" => {
                 self.wkst = parse_weekday(value)
@@ -173,8 +217,11 @@ impl Rule {
                     }
                 }
             }
-            "BYWEEKNO" | "BYYEARDAY" | "BYHOUR" | "BYMINUTE" | "BYSECOND" | "BYEASTER" => {
-                return Err(unsupported(name, "is not supported by this engine"));
+            "BYEASTER" => {
+                return Err(unsupported(
+                    name,
+                    "is not part of RFC 5545 (it is a python-dateutil extension)",
+                ));
             }
             _ => return Err(invalid(name, "is not a known RRULE part")),
         }
@@ -192,16 +239,33 @@ impl Rule {
         if !self.by_month_day.is_empty() && self.freq == Freq::Weekly {
             return Err(invalid("BYMONTHDAY", "is not allowed with FREQ=WEEKLY"));
         }
+        if !self.by_week_no.is_empty() && self.freq != Freq::Yearly {
+            return Err(invalid("BYWEEKNO", "is only allowed with FREQ=YEARLY"));
+        }
+        if !self.by_year_day.is_empty()
+            && matches!(self.freq, Freq::Daily | Freq::Weekly | Freq::Monthly)
+        {
+            return Err(invalid(
+                "BYYEARDAY",
+                "is not allowed with FREQ=DAILY, WEEKLY or MONTHLY",
+            ));
+        }
         // An ordinal counts within the month for MONTHLY, and for YEARLY with BYMONTH
         // (erratum 1913); within the year for YEARLY without BYMONTH.
         let ordinal_max = match self.freq {
-            Freq::Daily | Freq::Weekly => 0,
             Freq::Monthly => 5,
             Freq::Yearly if !self.by_month.is_empty() => 5,
             Freq::Yearly => 53,
+            _ => 0,
         };
         for day in &self.by_day {
             let Some(n) = day.ordinal else { continue };
+            if !self.by_week_no.is_empty() {
+                return Err(invalid(
+                    "BYDAY",
+                    "ordinals (e.g. 2MO) are not allowed together with BYWEEKNO",
+                ));
+            }
             if ordinal_max == 0 {
                 return Err(invalid(
                     "BYDAY",
@@ -218,19 +282,15 @@ impl Rule {
             }
         }
         if !self.by_set_pos.is_empty() {
-            if self.by_day.is_empty() && self.by_month_day.is_empty() && self.by_month.is_empty() {
+            if !self.has_by_parts() {
                 return Err(invalid(
                     "BYSETPOS",
                     "needs another BYxxx part to select from",
                 ));
             }
-            // The largest set one period can hold: a position beyond it never selects anything.
-            let max = match self.freq {
-                Freq::Daily => 1,
-                Freq::Weekly => 7,
-                Freq::Monthly => 31,
-                Freq::Yearly => 366,
-            };
+            // The largest set one period can hold (RFC 5545 caps positions at 366): a position
+            // beyond it never selects anything, so it is a mistake worth naming.
+            let max = self.max_set_size().min(366) as i32;
             if let Some(p) = self.by_set_pos.iter().find(|p| p.abs() > max) {
                 return Err(invalid(
                     "BYSETPOS",
@@ -243,7 +303,58 @@ impl Rule {
 
     /// Whether any BYxxx part narrows or expands the plain FREQ×INTERVAL progression.
     pub fn has_by_parts(&self) -> bool {
-        !(self.by_day.is_empty() && self.by_month_day.is_empty() && self.by_month.is_empty())
+        !(self.by_day.is_empty()
+            && self.by_month_day.is_empty()
+            && self.by_month.is_empty()
+            && self.by_year_day.is_empty()
+            && self.by_week_no.is_empty()
+            && !self.has_time_parts())
+    }
+
+    /// Whether BYHOUR, BYMINUTE or BYSECOND is present.
+    pub fn has_time_parts(&self) -> bool {
+        !(self.by_hour.is_empty() && self.by_minute.is_empty() && self.by_second.is_empty())
+    }
+
+    /// Whether FREQ is HOURLY, MINUTELY or SECONDLY.
+    pub fn is_sub_daily(&self) -> bool {
+        matches!(self.freq, Freq::Hourly | Freq::Minutely | Freq::Secondly)
+    }
+
+    /// The most members one period's set can have: days a period spans times the times of
+    /// day the expanding parts (BYHOUR/BYMINUTE/BYSECOND above the period's unit) produce.
+    fn max_set_size(&self) -> usize {
+        let len = |v: &Vec<u32>| v.len().max(1);
+        let (days, h, m, s) = match self.freq {
+            Freq::Secondly => (1, 1, 1, 1),
+            Freq::Minutely => (1, 1, 1, len(&self.by_second)),
+            Freq::Hourly => (1, 1, len(&self.by_minute), len(&self.by_second)),
+            Freq::Daily => (
+                1,
+                len(&self.by_hour),
+                len(&self.by_minute),
+                len(&self.by_second),
+            ),
+            Freq::Weekly => (
+                7,
+                len(&self.by_hour),
+                len(&self.by_minute),
+                len(&self.by_second),
+            ),
+            Freq::Monthly => (
+                31,
+                len(&self.by_hour),
+                len(&self.by_minute),
+                len(&self.by_second),
+            ),
+            Freq::Yearly => (
+                366,
+                len(&self.by_hour),
+                len(&self.by_minute),
+                len(&self.by_second),
+            ),
+        };
+        days * h * m * s
     }
 
     /// UNTIL must match DTSTART's kind (RFC 5545 §3.3.10): UTC with a zone, floating without.
@@ -269,10 +380,9 @@ fn parse_freq(value: &str) -> Result<Freq, Problem> {
         "WEEKLY" => Ok(Freq::Weekly),
         "MONTHLY" => Ok(Freq::Monthly),
         "YEARLY" => Ok(Freq::Yearly),
-        "HOURLY" | "MINUTELY" | "SECONDLY" => Err(unsupported(
-            "FREQ",
-            format!("{value} is not supported (use DAILY, WEEKLY, MONTHLY or YEARLY)"),
-        )),
+        "HOURLY" => Ok(Freq::Hourly),
+        "MINUTELY" => Ok(Freq::Minutely),
+        "SECONDLY" => Ok(Freq::Secondly),
         _ => Err(invalid("FREQ", format!("'{value}' is not a frequency"))),
     }
 }
@@ -358,6 +468,34 @@ fn parse_month(part: &str, v: &str) -> Result<u32, Problem> {
     match parse_unsigned(v) {
         Some(n) if (1..=12).contains(&n) => Ok(n),
         _ => Err(invalid(part, format!("'{v}' is not a month (1..12)"))),
+    }
+}
+
+fn parse_year_day(part: &str, v: &str) -> Result<i32, Problem> {
+    match parse_signed(v) {
+        Some(n) if n != 0 && n.abs() <= 366 => Ok(n),
+        _ => Err(invalid(
+            part,
+            format!("'{v}' is not a day of the year (1..366 or -366..-1)"),
+        )),
+    }
+}
+
+fn parse_week_no(part: &str, v: &str) -> Result<i32, Problem> {
+    match parse_signed(v) {
+        Some(n) if n != 0 && n.abs() <= 53 => Ok(n),
+        _ => Err(invalid(
+            part,
+            format!("'{v}' is not a week of the year (1..53 or -53..-1)"),
+        )),
+    }
+}
+
+/// An hour, minute or second: unsigned, 0..=max.
+fn parse_clock(part: &str, v: &str, max: u32) -> Result<u32, Problem> {
+    match parse_unsigned(v) {
+        Some(n) if n <= max => Ok(n),
+        _ => Err(invalid(part, format!("'{v}' is not in 0..{max}"))),
     }
 }
 

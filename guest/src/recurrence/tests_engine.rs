@@ -232,3 +232,182 @@ fn jumps_far_ahead_and_respects_bounds() {
     let got = floating(rule, "2025-01-31T09:00:00", "2025-03-01T00:00:00", 10);
     assert_eq!(got, dates("2025-03: 31; 2025-04: 30; 2025-05: 31"));
 }
+
+fn ny(rule: &str, dtstart: &str, after: &str, n: u32) -> Vec<String> {
+    occurrences_after(rule, dtstart, Some(NY), after, n).unwrap_or_else(|p| panic!("{rule}: {p}"))
+}
+
+#[test]
+fn hourly_across_spring_forward_moves_the_gap_hour_and_never_repeats_an_instant() {
+    // 02:00 does not exist on 2025-03-09: it stays 02:00 as written and is the instant 03:00
+    // EDT (§3.3.5), so the rule's own 03:00 is the same moment and is not listed twice.
+    assert_eq!(
+        ny(
+            "FREQ=HOURLY",
+            "2025-03-09T00:00:00",
+            "2025-03-08T23:59:59",
+            4
+        ),
+        [
+            "2025-03-09T00:00:00",
+            "2025-03-09T01:00:00",
+            "2025-03-09T02:00:00",
+            "2025-03-09T04:00:00"
+        ]
+    );
+    // Every 45 minutes: 02:15 is 03:15 EDT, so the rule's 03:00 (earlier) is dropped.
+    assert_eq!(
+        ny(
+            "FREQ=MINUTELY;INTERVAL=45",
+            "2025-03-09T00:00:00",
+            "2025-03-09T01:00:00",
+            3
+        ),
+        [
+            "2025-03-09T01:30:00",
+            "2025-03-09T02:15:00",
+            "2025-03-09T03:45:00"
+        ]
+    );
+}
+
+#[test]
+fn hourly_across_fall_back_takes_the_first_of_a_repeated_hour() {
+    // 01:00 happens twice on 2025-11-02; the rule steps on the wall clock, so it yields the
+    // first 01:00 (EDT) once, then 02:00 EST.
+    assert_eq!(
+        ny(
+            "FREQ=HOURLY",
+            "2025-11-02T00:00:00",
+            "2025-11-01T23:59:59",
+            3
+        ),
+        [
+            "2025-11-02T00:00:00",
+            "2025-11-02T01:00:00",
+            "2025-11-02T02:00:00"
+        ]
+    );
+}
+
+#[test]
+fn every_four_hours_while_awake() {
+    let got = ny(
+        "FREQ=HOURLY;INTERVAL=4;BYHOUR=8,12,16,20",
+        "2026-12-01T08:00:00",
+        "2026-12-01T07:00:00",
+        6,
+    );
+    assert_eq!(
+        got,
+        [
+            "2026-12-01T08:00:00",
+            "2026-12-01T12:00:00",
+            "2026-12-01T16:00:00",
+            "2026-12-01T20:00:00",
+            "2026-12-02T08:00:00",
+            "2026-12-02T12:00:00"
+        ]
+    );
+}
+
+#[test]
+fn sub_daily_parts_finer_than_freq_come_from_dtstart_and_setpos_picks_per_period() {
+    assert_eq!(
+        floating(
+            "FREQ=HOURLY;INTERVAL=5",
+            "2025-01-01T22:15:30",
+            "2025-01-01T22:15:30",
+            2
+        ),
+        ["2025-01-02T03:15:30", "2025-01-02T08:15:30"]
+    );
+    // The last of :00/:30 in each hour.
+    assert_eq!(
+        floating(
+            "FREQ=HOURLY;BYMINUTE=0,30;BYSETPOS=-1",
+            "2025-01-01T09:00:00",
+            "2025-01-01T09:00:00",
+            2
+        ),
+        ["2025-01-01T09:30:00", "2025-01-01T10:30:00"]
+    );
+    // The last weekday of the month at 17:00 and 17:30: BYSETPOS over times too.
+    assert_eq!(
+        floating(
+            "FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYHOUR=17;BYMINUTE=0,30;BYSETPOS=-1",
+            "2025-01-01T09:00:00",
+            "2025-01-01T09:00:00",
+            2
+        ),
+        ["2025-01-31T17:30:00", "2025-02-28T17:30:00"]
+    );
+}
+
+#[test]
+fn sub_daily_rules_that_cannot_or_rarely_match_answer_quickly() {
+    // Never matches: the day limits skip whole days, and 50 quiet years end the search.
+    assert!(
+        floating(
+            "FREQ=SECONDLY;BYMONTH=2;BYMONTHDAY=30",
+            "2025-01-01T00:00:00",
+            "2025-01-01T00:00:00",
+            3
+        )
+        .is_empty()
+    );
+    // Leap days only, found years ahead without visiting their seconds one by one.
+    assert_eq!(
+        floating(
+            "FREQ=MINUTELY;BYMONTH=2;BYMONTHDAY=29;BYHOUR=12;BYMINUTE=0",
+            "2025-01-01T00:00:00",
+            "2025-01-01T00:00:00",
+            2
+        ),
+        ["2028-02-29T12:00:00", "2032-02-29T12:00:00"]
+    );
+    // Odd seconds on an even-second grid: the bounded search gives up with a problem.
+    let p = occurrences_after(
+        "FREQ=SECONDLY;INTERVAL=2;BYSECOND=1",
+        "2025-01-01T00:00:00",
+        None,
+        "2025-01-01T00:00:00",
+        1,
+    )
+    .unwrap_err();
+    assert_eq!(p.code, "unsupported-rrule", "{p}");
+    assert!(p.message.contains("RRULE part FREQ"), "{p}");
+}
+
+#[test]
+fn byweekno_with_wkst_and_negative_weeks() {
+    // ISO week 1 of 2026 starts Monday 2025-12-29; the last ISO week of 2026 is week 53.
+    assert_eq!(
+        floating(
+            "FREQ=YEARLY;BYWEEKNO=1;BYDAY=MO",
+            "2025-01-01T09:00:00",
+            "2025-01-01T09:00:00",
+            2
+        ),
+        ["2025-12-29T09:00:00", "2027-01-04T09:00:00"]
+    );
+    assert_eq!(
+        floating(
+            "FREQ=YEARLY;BYWEEKNO=-1;BYDAY=TH",
+            "2026-01-01T09:00:00",
+            "2026-01-01T09:00:00",
+            1
+        ),
+        ["2026-12-31T09:00:00"]
+    );
+    // With WKST=SU, week 1 of 2026 starts Sunday 2026-01-04.
+    assert_eq!(
+        floating(
+            "FREQ=YEARLY;BYWEEKNO=1;BYDAY=SU,MO;WKST=SU",
+            "2026-01-01T09:00:00",
+            "2026-01-01T09:00:00",
+            2
+        ),
+        ["2026-01-04T09:00:00", "2026-01-05T09:00:00"]
+    );
+}

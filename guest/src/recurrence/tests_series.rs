@@ -12,6 +12,7 @@ pub(super) fn series(rule: &str, dtstart: &str, tz: Option<&str>) -> Series {
         missed: Missed::Skip,
         month_overflow: MonthOverflow::Clamp,
         end: End::Never,
+        exceptions: Default::default(),
     }
 }
 

@@ -24,6 +24,8 @@ pub mod version;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_exceptions;
+#[cfg(test)]
 mod tests_recurrence;
 
 pub use event::{EventType, TaskEvent, parse, parse_map};

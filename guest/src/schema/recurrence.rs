@@ -10,6 +10,10 @@
 //! - 1.1 and 2.0: `payload.recurrence` holds [`RECURRENCE_KEYS`] (the series fields included);
 //!   other keys in it are refused so a typo never silently changes a schedule.
 //!
+//! `exdates` and `rdates` (1.1+) are arrays of date values (date-only, local or instant, like
+//! `dtstart`), at most [`MAX_EXCEPTIONS`] together: occurrences removed from and added to the
+//! rule's, as iCalendar's EXDATE and RDATE (`crate::recurrence::exceptions`).
+//!
 //! `rrule` wins over `recurring_pattern` when both are present. `interval` only qualifies the
 //! shorthand (an RRULE states its own INTERVAL). Defaults (applied by the handler, echoed
 //! explicitly into every `task.created`): anchor `schedule`, missed `skip`, month_overflow
@@ -21,13 +25,14 @@ use super::codes;
 use super::fields::{Obj, Problems};
 use super::time::DateValue;
 use super::version::Version;
+use crate::recurrence::exceptions::MAX_EXCEPTIONS;
 use crate::series::{self, Anchor, Missed, MonthOverflow};
 
 /// Series bookkeeping fields: flat in a 1.0 payload, inside `payload.recurrence` from 1.1.
 pub const SERIES_FIELDS: [&str; 3] = ["dtstart", "series_id", "occurrence_index"];
 
 /// Keys of `payload.recurrence` (1.1+), in the order emitted events write them.
-pub const RECURRENCE_KEYS: [&str; 11] = [
+pub const RECURRENCE_KEYS: [&str; 13] = [
     "rrule",
     "interval",
     "dtstart",
@@ -37,9 +42,14 @@ pub const RECURRENCE_KEYS: [&str; 11] = [
     "month_overflow",
     "until",
     "count",
+    "exdates",
+    "rdates",
     "series_id",
     "occurrence_index",
 ];
+
+/// Keys of `payload.recurrence` that hold a list of date values.
+pub const EXCEPTION_KEYS: [&str; 2] = ["exdates", "rdates"];
 
 /// The seed's shorthand frequencies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +105,10 @@ pub struct RecurrenceSpec {
     pub month_overflow: Option<MonthOverflow>,
     pub until: Option<DateValue>,
     pub count: Option<u32>,
+    /// EXDATE values, as written.
+    pub exdates: Vec<DateValue>,
+    /// RDATE values, as written.
+    pub rdates: Vec<DateValue>,
     pub series_id: Option<String>,
     pub occurrence_index: Option<u32>,
 }
@@ -239,6 +253,44 @@ fn read_rule_fields(rec: Obj<'_>, spec: &mut RecurrenceSpec, p: &mut Problems) {
     spec.month_overflow = read_choice(rec, "month_overflow", &overflow, p);
     spec.until = read_date(rec, "until", p);
     spec.count = p.opt_positive(rec, "count");
+    spec.exdates = read_dates(rec, "exdates", p);
+    spec.rdates = read_dates(rec, "rdates", p);
+    let total = spec.exdates.len() + spec.rdates.len();
+    if total > MAX_EXCEPTIONS {
+        let msg = format!("{total} exdates and rdates: at most {MAX_EXCEPTIONS} together");
+        p.push(codes::INVALID_RECURRENCE, rec.at, msg);
+    }
+}
+
+/// An optional array of date values (`exdates`, `rdates`); each bad item is reported at its
+/// own pointer.
+fn read_dates(o: Obj<'_>, key: &str, p: &mut Problems) -> Vec<DateValue> {
+    let Some(value) = o.get(key) else {
+        return Vec::new();
+    };
+    let Some(items) = value.as_array() else {
+        p.wrong_type(o.ptr(key), "array of date strings", value);
+        return Vec::new();
+    };
+    let at = o.ptr(key);
+    let mut dates = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let item_at = format!("{at}/{i}");
+        let Some(raw) = item.as_str() else {
+            p.wrong_type(item_at, "string", item);
+            continue;
+        };
+        match DateValue::parse(raw) {
+            Some(date) => dates.push(date),
+            None => {
+                let msg = format!(
+                    "'{raw}' is not YYYY-MM-DD, YYYY-MM-DDTHH:MM:SS or an RFC 3339 date-time"
+                );
+                p.push(codes::INVALID_TIMESTAMP, item_at, msg);
+            }
+        }
+    }
+    dates
 }
 
 fn check_combinations(

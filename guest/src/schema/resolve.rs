@@ -20,6 +20,7 @@ use super::fields::Problems;
 use super::recurrence::RecurrenceSpec;
 use super::time::{DateForm, DateKind, DateValue, format_local};
 use crate::recurrence;
+use crate::recurrence::exceptions::{ExceptionDate, Exceptions};
 use crate::series::{End, Series};
 
 /// Where the rule's problems are reported.
@@ -62,6 +63,7 @@ pub fn series_of(event: &TaskEvent) -> Option<Resolved> {
         missed: spec.missed.unwrap_or_default(),
         month_overflow: spec.effective_overflow(),
         end,
+        exceptions: exceptions_of(spec, clock),
     };
     Some(Resolved {
         series,
@@ -75,6 +77,19 @@ pub fn series_of(event: &TaskEvent) -> Option<Resolved> {
             .map(|d| d.raw.clone())
             .unwrap_or_else(|| completion.raw.clone()),
     })
+}
+
+/// `exdates`/`rdates` on the series' clock: a date-only value stays a whole day, a local time
+/// is taken as written, an instant is seen as its wall-clock time on the clock.
+fn exceptions_of(spec: &RecurrenceSpec, clock: Clock) -> Exceptions {
+    let on_clock = |v: &DateValue| match v.kind {
+        DateKind::Date(d) => ExceptionDate::Day(d),
+        kind => ExceptionDate::At(clock.wall(&kind)),
+    };
+    Exceptions {
+        exdates: spec.exdates.iter().map(on_clock).collect(),
+        rdates: spec.rdates.iter().map(on_clock).collect(),
+    }
 }
 
 /// Asks the engine whether an explicit RRULE is valid for this series (its zone decides, for

@@ -21,7 +21,8 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 use super::envelope::{self, EnvelopeError, Incoming};
-use crate::pipeline::{Pipeline, Status};
+use crate::dapr::Status;
+use crate::pipeline::Pipeline;
 use crate::plugin::bindings::Subscription;
 
 /// daprd's default --max-body-size.

@@ -176,6 +176,30 @@ fn status_error(status: StatusCode, what: &str, body: String) -> SidecarError {
     }
 }
 
+impl crate::sidecar::SidecarApi for DaprClient {
+    fn publish(&self, req: PublishRequest) -> crate::sidecar::BoxFuture<'_, Result<(), SidecarError>> {
+        Box::pin(DaprClient::publish(self, req))
+    }
+
+    fn get_state<'a>(
+        &'a self,
+        store: &'a str,
+        key: &'a str,
+    ) -> crate::sidecar::BoxFuture<'a, Result<Option<StateEntry>, SidecarError>> {
+        Box::pin(DaprClient::get_state(self, store, key))
+    }
+
+    fn save_state<'a>(
+        &'a self,
+        store: &'a str,
+        key: &'a str,
+        value: Bytes,
+        concurrency: Concurrency,
+    ) -> crate::sidecar::BoxFuture<'a, Result<(), SidecarError>> {
+        Box::pin(DaprClient::save_state(self, store, key, value, concurrency))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

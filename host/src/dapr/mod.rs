@@ -5,3 +5,6 @@ pub mod app;
 pub mod auth;
 pub mod client;
 pub mod envelope;
+mod status;
+
+pub use status::Status;

@@ -17,6 +17,7 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::Embedded;
+use super::go_decode::{field, query_unescape, str_field};
 use super::envelope::Metadata;
 use super::error::ApiError;
 
@@ -35,15 +36,30 @@ pub(super) fn routes(e: Embedded) -> Router {
             post(bulk_publish).put(bulk_publish),
         )
         .route("/v1.0/healthz", get(healthz))
-        .route("/v1.0/healthz/outbound", get(healthz))
+        .route("/v1.0/healthz/outbound", get(outbound_healthz))
+        .route("/v1.0/metadata", get(super::api_metadata::metadata))
         .merge(super::api_state::routes())
         .merge(super::topics::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(e)
 }
 
-async fn healthz() -> StatusCode {
-    // The embedded sidecar is up as soon as the host serves HTTP: its app is in-process.
+/// 204 once the app's subscriptions were read (its channel is up), 500 before, like daprd.
+async fn healthz(State(e): State<Embedded>) -> Response {
+    if e.is_ready() {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        ApiError::rejected(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ERR_HEALTH_NOT_READY",
+            "the sidecar is not ready: waiting for the app to listen",
+        )
+        .into_response()
+    }
+}
+
+/// 204 as soon as the API serves: what SDKs poll before the app is up.
+async fn outbound_healthz() -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
@@ -120,19 +136,18 @@ fn bulk_entries(body: &[u8], request_md: &Metadata) -> Result<Vec<BulkEntry>, Ap
         ))
     })?;
     let mut out: Vec<BulkEntry> = Vec::with_capacity(items.len());
-    for item in items {
-        let id = item.get("entryId").and_then(Value::as_str).unwrap_or("");
+    let mut seen = std::collections::HashSet::with_capacity(items.len());
+    for item in &items {
+        let id = str_field(item, "entryId").unwrap_or("");
         if id.is_empty() {
             return Err(bad("entryId is required for every entry".into()));
         }
-        if out.iter().any(|en| en.id == id) {
+        if !seen.insert(id) {
             return Err(bad(format!("entryId {id} is duplicated")));
         }
-        let ct = item
-            .get("contentType")
-            .and_then(Value::as_str)
+        let ct = str_field(item, "contentType")
             .unwrap_or("");
-        let event = item.get("event").unwrap_or(&Value::Null);
+        let event = field(item, "event").unwrap_or(&Value::Null);
         let mt = super::envelope::media_type(ct);
         let body = if mt == "application/octet-stream" {
             let s = event
@@ -152,7 +167,7 @@ fn bulk_entries(body: &[u8], request_md: &Metadata) -> Result<Vec<BulkEntry>, Ap
             return Err(bad(format!("entry {id}: unsupported contentType {ct:?}")));
         };
         // Entry metadata overrides the request's (merged only when the entry has some).
-        let metadata = match item.get("metadata").and_then(Value::as_object) {
+        let metadata = match field(item, "metadata").and_then(Value::as_object) {
             Some(m) => {
                 let own = m.iter().map(|(k, v)| {
                     let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
@@ -203,45 +218,9 @@ fn pubsub_and_topic(uri: &Uri, prefixes: &[&str], decoded_rest: &str) -> (String
     }
 }
 
-/// Go's `url.QueryUnescape`, lenient: an invalid `%` escape is kept as written.
-pub(super) fn query_unescape(s: &str) -> String {
-    fn hex(c: u8) -> Option<u8> {
-        (c as char).to_digit(16).map(|d| d as u8)
-    }
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' => match (
-                b.get(i + 1).and_then(|c| hex(*c)),
-                b.get(i + 2).and_then(|c| hex(*c)),
-            ) {
-                (Some(hi), Some(lo)) => {
-                    out.push(hi << 4 | lo);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn unescapes_like_go_query_unescape() {
-        assert_eq!(query_unescape("a%2Fb+c"), "a/b c");
-        assert_eq!(query_unescape("100%"), "100%");
-        assert_eq!(query_unescape("%zz"), "%zz");
-        assert_eq!(query_unescape("%41"), "A");
-    }
 
     #[test]
     fn splits_pubsub_and_topic() {

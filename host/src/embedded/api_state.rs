@@ -14,6 +14,7 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::Embedded;
+use super::go_decode::{field, str_field};
 use super::error::ApiError;
 use super::state::{SaveOp, StateOp};
 
@@ -88,11 +89,11 @@ async fn save(State(e): State<Embedded>, Path(store): Path<String>, body: Bytes)
 
 /// One `{key, value, etag?, options?:{concurrency}}` item.
 fn upsert(item: &Value, code: &'static str) -> Result<StateOp, ApiError> {
-    let key = item.get("key").and_then(Value::as_str).unwrap_or("");
+    let key = str_field(item, "key").unwrap_or("");
     if key.is_empty() {
         return Err(malformed("every state item needs a non-empty \"key\""));
     }
-    let etag = match item.get("etag") {
+    let etag = match field(item, "etag") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.is_empty() => None,
         Some(Value::String(s)) => Some(s.clone()),
@@ -102,9 +103,8 @@ fn upsert(item: &Value, code: &'static str) -> Result<StateOp, ApiError> {
             )));
         }
     };
-    let concurrency = item
-        .get("options")
-        .and_then(|o| o.get("concurrency"))
+    let concurrency = field(item, "options")
+        .and_then(|o| field(o, "concurrency"))
         .and_then(Value::as_str)
         .unwrap_or("");
     let first_write = match concurrency {
@@ -118,7 +118,7 @@ fn upsert(item: &Value, code: &'static str) -> Result<StateOp, ApiError> {
             ));
         }
     };
-    let value = item.get("value").unwrap_or(&Value::Null);
+    let value = field(item, "value").unwrap_or(&Value::Null);
     Ok(StateOp::Upsert(SaveOp {
         key: key.to_string(),
         value: serde_json::to_vec(value).map_err(|err| malformed(err.to_string()))?,
@@ -158,8 +158,7 @@ async fn bulk_get(State(e): State<Embedded>, Path(store): Path<String>, body: By
         async {
             let req: Value =
                 serde_json::from_slice(&body).map_err(|err| malformed(err.to_string()))?;
-            let keys = req
-                .get("keys")
+            let keys = field(&req, "keys")
                 .and_then(Value::as_array)
                 .ok_or_else(|| malformed("the body needs \"keys\": an array of strings"))?;
             let mut out = Vec::with_capacity(keys.len());
@@ -198,21 +197,19 @@ async fn transaction(
         async {
             let req: Value =
                 serde_json::from_slice(&body).map_err(|err| malformed(err.to_string()))?;
-            let ops_json = match req.get("operations") {
+            let ops_json = match field(&req, "operations") {
                 None | Some(Value::Null) => &[][..],
                 Some(Value::Array(a)) => a.as_slice(),
                 Some(_) => return Err(malformed("\"operations\" must be an array")),
             };
             let mut ops = Vec::with_capacity(ops_json.len());
             for op in ops_json {
-                let request = op.get("request").unwrap_or(&Value::Null);
-                match op.get("operation").and_then(Value::as_str).unwrap_or("") {
+                let request = field(op, "request").unwrap_or(&Value::Null);
+                match str_field(op, "operation").unwrap_or("") {
                     "upsert" => ops.push(upsert(request, CODE)?),
                     "delete" => {
-                        let key = request.get("key").and_then(Value::as_str).unwrap_or("");
-                        let etag = request
-                            .get("etag")
-                            .and_then(Value::as_str)
+                        let key = str_field(request, "key").unwrap_or("");
+                        let etag = str_field(request, "etag")
                             .filter(|s| !s.is_empty())
                             .map(str::to_string);
                         ops.push(StateOp::Delete {

@@ -18,6 +18,7 @@ use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
 use super::deliver::{self, Verdict};
+use super::go_decode::{field, str_field};
 use super::dispatch::{Consumer, Flow};
 use super::store::Record;
 use super::subscribe::BulkConfig;
@@ -121,7 +122,7 @@ impl Consumer {
             Ok(r) => r,
             Err(e) => return all(Verdict::Retry(e)),
         };
-        match deliver::call(&self.app, req).await {
+        match self.app.call(req).await {
             Ok((status, body)) => interpret_bulk(status, &body, ids),
             Err(e) => all(Verdict::Retry(e)),
         }
@@ -156,34 +157,20 @@ pub(crate) fn interpret_bulk(status: StatusCode, body: &[u8], ids: &[String]) ->
             "the app answered {status} to a bulk delivery"
         )));
     }
-    let statuses = match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(m)) => m
-            .into_iter()
-            .rfind(|(k, _)| k.eq_ignore_ascii_case("statuses"))
-            .and_then(|(_, v)| match v {
-                Value::Array(a) => Some(a),
-                _ => None,
-            }),
-        _ => None,
-    };
+    let answer = serde_json::from_slice::<Value>(body).unwrap_or(Value::Null);
+    let statuses = field(&answer, "statuses").and_then(Value::as_array);
     let Some(statuses) = statuses else {
         return all(Verdict::Retry(
             "the bulk answer has no \"statuses\" array".into(),
         ));
     };
-    let field = |s: &Value, name: &str| -> Option<String> {
-        s.as_object()?
-            .iter()
-            .rfind(|(k, _)| k.eq_ignore_ascii_case(name))
-            .and_then(|(_, v)| v.as_str().map(str::to_string))
-    };
     let mut by_id: BTreeMap<String, String> = BTreeMap::new();
-    for s in &statuses {
-        if let Some(id) = field(s, "entryId") {
+    for s in statuses {
+        if let Some(id) = str_field(s, "entryId").map(str::to_string) {
             if !ids.contains(&id) {
                 tracing::warn!(entry_id = %id, "bulk answer names an unknown entry; ignored");
             }
-            by_id.insert(id, field(s, "status").unwrap_or_default());
+            by_id.insert(id, str_field(s, "status").unwrap_or_default().to_string());
         }
     }
     ids.iter()

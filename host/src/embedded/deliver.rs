@@ -1,26 +1,19 @@
 //! One delivery of one record to the app, as daprd makes it (dapr-contract.md §2, §3).
 //!
 //! [`prepare`] does what daprd does before any HTTP call (rawPayload wrapper, "is it a JSON
-//! object", expiry, routing) and [`deliver`] POSTs to the app router in-process and reads the
+//! object", expiry, routing) and [`deliver`] POSTs to the app (`app_channel.rs`) and reads the
 //! answer into a [`Verdict`]. Nothing here touches the store; `dispatch.rs` acts on the verdict.
-//!
-//! The app is called through `tokio::spawn`, so a handler that panics is a transport error
-//! (the message is retried) rather than the end of the partition's consumer.
 
-use axum::Router;
+use super::app_channel::AppChannel;
 use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, Request, StatusCode, header};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use tower::ServiceExt as _;
 
 use super::envelope::{CLOUDEVENTS_JSON, raw_payload_wrapper};
 use super::store::Record;
 use super::subscribe::Subscription;
-
-/// Largest app answer read; daprd reads whole bodies, this only guards memory.
-const MAX_RESPONSE: usize = 16 << 20;
 
 /// What to do with a message after an attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,30 +135,9 @@ pub(crate) fn request(
     Ok(req)
 }
 
-/// Sends `req` to the app in-process; `Err` is a transport-level failure (retriable).
-pub(crate) async fn call(app: &Router, req: Request<Body>) -> Result<(StatusCode, Bytes), String> {
-    let app = app.clone();
-    let task = tokio::spawn(async move {
-        let resp = match app.oneshot(req).await {
-            Ok(r) => r,
-            Err(never) => match never {},
-        };
-        let status = resp.status();
-        axum::body::to_bytes(resp.into_body(), MAX_RESPONSE)
-            .await
-            .map(|b| (status, b))
-            .map_err(|e| format!("reading the app's answer failed: {e}"))
-    });
-    match task.await {
-        Ok(r) => r,
-        Err(e) if e.is_panic() => Err("the app's handler panicked".into()),
-        Err(e) => Err(format!("the delivery task failed: {e}")),
-    }
-}
-
 /// One delivery of a prepared message.
 pub(crate) async fn deliver(
-    app: &Router,
+    app: &AppChannel,
     sub: &Subscription,
     p: &Prepared,
     headers: &[(String, String)],
@@ -180,7 +152,7 @@ pub(crate) async fn deliver(
         Ok(r) => r,
         Err(e) => return Verdict::Retry(e),
     };
-    match call(app, req).await {
+    match app.call(req).await {
         Ok((status, body)) => interpret(status, &body),
         Err(e) => Verdict::Retry(e),
     }

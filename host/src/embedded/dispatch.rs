@@ -1,6 +1,6 @@
 //! The delivery loop: what daprd + `pubsub.kafka` do between the broker and the app.
 //!
-//! [`run`] fetches `GET /dapr/subscribe` once (in-process, with `dapr-app-id`), then runs one
+//! [`run`] waits for the app, fetches `GET /dapr/subscribe` once (with `dapr-app-id`), then runs one
 //! consumer per (subscription, partition). A consumer reads its partition after the committed
 //! position, in order, waking on publishes (a `watch` per topic, no polling), and for each
 //! record loops until the app's verdict can be made durable:
@@ -17,7 +17,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
+use super::app_channel::AppChannel;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use tokio::task::JoinSet;
@@ -33,8 +33,23 @@ use super::subscribe::{self, Subscription};
 const BATCH: usize = 64;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
-pub(super) async fn run(e: Embedded, app: Router, shutdown: CancellationToken) {
+pub(super) async fn run(e: Embedded, app: AppChannel, shutdown: CancellationToken) {
+    if let AppChannel::Http(http) = &app {
+        // daprd waits for the app's port before it reads the subscriptions, however long.
+        let mut waited = 0u32;
+        while !http.is_listening().await {
+            if waited % 100 == 20 {
+                tracing::info!("embedded sidecar: waiting for the app to listen");
+            }
+            waited += 1;
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(50)) => {}
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
     let subs = fetch_subscriptions(&e, &app).await;
+    e.set_subscriptions(&subs);
     let partitions = e.config().partitions;
     let mut tasks = JoinSet::new();
     for sub in subs {
@@ -61,7 +76,7 @@ pub(super) async fn run(e: Embedded, app: Router, shutdown: CancellationToken) {
 }
 
 /// `GET /dapr/subscribe`, once, read as daprd does: 200 + array, else no subscriptions.
-async fn fetch_subscriptions(e: &Embedded, app: &Router) -> Vec<Subscription> {
+async fn fetch_subscriptions(e: &Embedded, app: &AppChannel) -> Vec<Subscription> {
     let cfg = e.config();
     let req = Request::get("/dapr/subscribe")
         .header(header::CONTENT_TYPE, "application/json")
@@ -77,7 +92,7 @@ async fn fetch_subscriptions(e: &Embedded, app: &Router) -> Vec<Subscription> {
             return Vec::new();
         }
     };
-    let (status, body) = match deliver::call(app, req).await {
+    let (status, body) = match app.call(req).await {
         Ok(r) => r,
         Err(err) => {
             tracing::error!(
@@ -109,7 +124,7 @@ async fn fetch_subscriptions(e: &Embedded, app: &Router) -> Vec<Subscription> {
 
 pub(super) struct Consumer {
     pub e: Embedded,
-    pub app: Router,
+    pub app: AppChannel,
     pub sub: Arc<Subscription>,
     pub partition: u32,
     pub shutdown: CancellationToken,

@@ -5,19 +5,38 @@
 //! (`ERR_PUBSUB_CLOUD_EVENTS_SER`, `ERR_PUBSUB_REQUEST_METADATA`).
 //!
 //! Deliberate differences from daprd, each harmless to a consumer:
-//! - In mode (b) daprd round-trips the app's CloudEvent through a Go map of `float64`s, so big
-//!   numbers lose digits; here every number keeps its exact text (as daprd already does in (a)).
+//! - daprd re-marshals the app's JSON (mode (b) through a Go map of `float64`s, so big numbers
+//!   lose digits); here every value keeps its exact bytes.
+//! - Strings are not HTML-escaped (`<` stays `<`, where Go writes `\u003c`): the same JSON.
 //! - `application/x-protobuf` bodies are never parsed as protobuf CloudEvents: they are data
 //!   strings like any other unknown type.
 //! - Tracing is off, so `traceid`/`traceparent`/`tracestate` are `""` unless given.
+
+use std::collections::BTreeMap;
 
 use axum::http::StatusCode;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, Local, SecondsFormat, Utc};
 
+use serde_json::value::{RawValue, to_raw_value};
+
 use super::error::ApiError;
-use super::gojson::{self, Node};
+
+/// A CloudEvent as this sidecar writes it: top-level keys sorted, as Go's `json.Marshal` of a
+/// map writes them, and every value kept as the bytes it arrived as (`RawValue`), so the app's
+/// data survives exactly. Nothing downstream compares envelopes byte for byte with daprd's, so
+/// serde_json's writer is enough: strings are not HTML-escaped as Go's are, and nested objects
+/// keep the publisher's key order and spacing.
+type Fields = BTreeMap<String, Box<RawValue>>;
+
+fn raw(s: &str) -> Box<RawValue> {
+    to_raw_value(s).expect("a string always serializes")
+}
+
+fn to_bytes(fields: &Fields) -> Vec<u8> {
+    serde_json::to_vec(fields).expect("raw JSON values always serialize")
+}
 
 pub(crate) const CLOUDEVENTS_JSON: &str = "application/cloudevents+json";
 const DEFAULT_TYPE: &str = "com.dapr.event.sent";
@@ -113,16 +132,16 @@ impl Envelope<'_> {
             self.new_envelope(body, now)
         };
         if let Some(exp) = self.expiration(now) {
-            ce.set("expiration", Node::str(exp));
+            ce.insert("expiration".into(), raw(&exp));
         }
-        Ok(gojson::to_vec(&ce))
+        Ok(to_bytes(&ce))
     }
 
     /// (a) A new envelope around an arbitrary body.
-    fn new_envelope(&self, body: &[u8], now: DateTime<Utc>) -> Node {
+    fn new_envelope(&self, body: &[u8], now: DateTime<Utc>) -> Fields {
         let md = self.metadata;
-        let ce_or = |k: &str, default: &str| md.get(k).unwrap_or(default).to_string();
-        let trace = ce_or("cloudevent.traceparent", "");
+        let ce_or = |k: &str, default: &str| raw(md.get(k).unwrap_or(default));
+        let trace = md.get("cloudevent.traceparent").unwrap_or("");
         let content_type = if self.content_type.is_empty() {
             "text/plain"
         } else {
@@ -132,75 +151,64 @@ impl Envelope<'_> {
             .get("cloudevent.id")
             .map(str::to_string)
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let mut fields = vec![
-            ("id".to_string(), Node::str(id)),
-            ("specversion".into(), Node::str("1.0")),
-            ("datacontenttype".into(), Node::str(content_type)),
-            (
-                "source".into(),
-                Node::str(ce_or("cloudevent.source", self.app_id)),
-            ),
-            (
-                "type".into(),
-                Node::str(ce_or("cloudevent.type", DEFAULT_TYPE)),
-            ),
-            ("topic".into(), Node::str(self.topic)),
-            ("pubsubname".into(), Node::str(self.pubsub)),
-            ("traceid".into(), Node::str(trace.clone())),
-            ("traceparent".into(), Node::str(trace)),
-            (
-                "tracestate".into(),
-                Node::str(ce_or("cloudevent.tracestate", "")),
-            ),
-            ("time".into(), Node::str(local_time(now))),
-        ];
+        let mut fields = Fields::new();
+        let mut put = |k: &str, v: Box<RawValue>| {
+            fields.insert(k.to_string(), v);
+        };
+        put("id", raw(&id));
+        put("specversion", raw("1.0"));
+        put("datacontenttype", raw(content_type));
+        put("source", ce_or("cloudevent.source", self.app_id));
+        put("type", ce_or("cloudevent.type", DEFAULT_TYPE));
+        put("topic", raw(self.topic));
+        put("pubsubname", raw(self.pubsub));
+        put("traceid", raw(trace));
+        put("traceparent", raw(trace));
+        put("tracestate", ce_or("cloudevent.tracestate", ""));
+        put("time", raw(&local_time(now)));
         if let Some(subject) = md.get("cloudevent.subject") {
-            fields.push(("subject".into(), Node::str(subject)));
+            put("subject", raw(subject));
         }
-        let data = match media_type(self.content_type).as_str() {
-            "application/json" => (
+        let text = || raw(&String::from_utf8_lossy(body));
+        match media_type(self.content_type).as_str() {
+            "application/json" => put(
                 "data",
-                gojson::parse(body)
-                    .unwrap_or_else(|_| Node::str(String::from_utf8_lossy(body).into_owned())),
+                serde_json::from_slice::<Box<RawValue>>(body).unwrap_or_else(|_| text()),
             ),
             "application/octet-stream"
             | "application/cloudevents+protobuf"
-            | "application/protobuf+cloudevents" => ("data_base64", Node::str(BASE64.encode(body))),
-            _ => (
-                "data",
-                Node::str(String::from_utf8_lossy(body).into_owned()),
-            ),
-        };
-        fields.push((data.0.to_string(), data.1));
-        Node::Object(fields)
+            | "application/protobuf+cloudevents" => put("data_base64", raw(&BASE64.encode(body))),
+            _ => put("data", text()),
+        }
+        fields
     }
 
-    /// (b) The app's own CloudEvent, completed.
-    fn complete_cloud_event(&self, body: &[u8], now: DateTime<Utc>) -> Result<Node, ApiError> {
-        let mut ce = match gojson::parse(body) {
-            Ok(n @ Node::Object(_)) => n,
+    /// (b) The app's own CloudEvent, completed. A key given twice keeps its last value, as
+    /// decoding into a Go map does.
+    fn complete_cloud_event(&self, body: &[u8], now: DateTime<Utc>) -> Result<Fields, ApiError> {
+        let mut ce: Fields = match serde_json::from_slice::<Box<RawValue>>(body) {
+            Ok(v) if v.get().starts_with('{') => serde_json::from_str(v.get())
+                .map_err(|e| ce_ser_error(&e.to_string()))?,
             Ok(_) => return Err(ce_ser_error("the body is JSON but not an object")),
             Err(e) => return Err(ce_ser_error(&e.to_string())),
         };
-        ce.set("topic", Node::str(self.topic));
-        ce.set("pubsubname", Node::str(self.pubsub));
-        if ce.get("time").is_none() {
-            ce.set("time", Node::str(local_time(now)));
+        ce.insert("topic".into(), raw(self.topic));
+        ce.insert("pubsubname".into(), raw(self.pubsub));
+        if !ce.contains_key("time") {
+            ce.insert("time".into(), raw(&local_time(now)));
         }
-        if ce.get("traceid").is_none() {
-            ce.set("traceid", Node::str(""));
-            ce.set("traceparent", Node::str(""));
+        if !ce.contains_key("traceid") {
+            ce.insert("traceid".into(), raw(""));
+            ce.insert("traceparent".into(), raw(""));
         }
-        if ce.get("tracestate").is_none() {
-            ce.set("tracestate", Node::str(""));
-        }
+        ce.entry("tracestate".into()).or_insert_with(|| raw(""));
         for (key, default) in [
             ("source", "Dapr"),
             ("type", DEFAULT_TYPE),
             ("specversion", "1.0"),
         ] {
-            if matches!(ce.get(key), None | Some(Node::Null)) {
-                ce.set(key, Node::str(default));
+            if ce.get(key).is_none_or(|v| v.get() == "null") {
+                ce.insert(key.into(), raw(default));
             }
         }
         Ok(ce)
@@ -325,27 +333,27 @@ pub(crate) fn raw_payload_wrapper(
     pubsub: &str,
     metadata: &[(String, String)],
 ) -> Vec<u8> {
-    let mut fields = vec![
-        ("data_base64".to_string(), Node::str(BASE64.encode(stored))),
-        (
-            "datacontenttype".into(),
-            Node::str("application/octet-stream"),
-        ),
-        ("id".into(), Node::str(uuid::Uuid::new_v4().to_string())),
-        ("pubsubname".into(), Node::str(pubsub)),
-        ("source".into(), Node::str("Dapr")),
-        ("specversion".into(), Node::str("1.0")),
-        ("topic".into(), Node::str(topic)),
-        ("type".into(), Node::str(DEFAULT_TYPE)),
-    ];
+    let mut fields = Fields::new();
+    for (k, v) in [
+        ("data_base64", BASE64.encode(stored)),
+        ("datacontenttype", "application/octet-stream".into()),
+        ("id", uuid::Uuid::new_v4().to_string()),
+        ("pubsubname", pubsub.into()),
+        ("source", "Dapr".into()),
+        ("specversion", "1.0".into()),
+        ("topic", topic.into()),
+        ("type", DEFAULT_TYPE.into()),
+    ] {
+        fields.insert(k.into(), raw(&v));
+    }
     for key in ["traceid", "traceparent", "tracestate"] {
         if let Some((_, v)) = metadata.iter().find(|(k, _)| k == key) {
-            fields.push((key.to_string(), Node::str(v.clone())));
+            fields.insert(key.into(), raw(v));
         }
     }
-    gojson::to_vec(&Node::Object(fields))
+    to_bytes(&fields)
 }
 
 #[cfg(test)]
-#[path = "envelope_tests.rs"]
+#[path = "tests_envelope.rs"]
 mod tests;

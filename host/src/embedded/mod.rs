@@ -14,8 +14,10 @@
 //! - Every accepted write (publish, state save, consumer commit) is a committed, fsynced redb
 //!   transaction before the HTTP answer or the `Result` returns. All redb I/O runs on tokio's
 //!   blocking pool, never on the async executor.
-//! - Publish writes daprd's envelope (§2.1, `envelope.rs`): same fields, same rules, compact
-//!   with sorted keys like Go's `json.Marshal` (`gojson.rs`).
+//! - Publish writes daprd's envelope (`envelope.rs`): same fields, same rules, compact with
+//!   sorted keys like Go's `json.Marshal`.
+//! - Request bodies are decoded by serde_json only, with Go's case-insensitive field names
+//!   (`go_decode.rs`), so Dapr's SDKs work as they do against daprd.
 //! - Partition = `metadata.partitionNumber`, else FNV-1a of `metadata.partitionKey` (sarama's
 //!   hash, stable across restarts), else 0: keyless publishes keep one total order.
 //! - Offsets are a per-topic sequence from 0 (shared by the topic's partitions; increasing within
@@ -37,13 +39,15 @@
 //! state TTLs, `/v1.0/metadata`, CEL beyond `event.<field> ==|!= "<string>"`, and tracing.
 
 mod api;
+mod app_channel;
+mod api_metadata;
 mod api_state;
 mod bulk;
 mod deliver;
 mod dispatch;
 mod envelope;
 mod error;
-mod gojson;
+mod go_decode;
 mod state;
 mod store;
 mod subscribe;
@@ -62,10 +66,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::sidecar::{Concurrency, PublishRequest, SidecarError, StateEntry};
 use envelope::{Envelope, Metadata};
+pub use app_channel::{AppChannel, HttpApp};
 pub use error::EmbeddedError;
 use error::{ApiError, StoreError};
 use state::{SaveOp, StateOp};
 use store::{Record, Store};
+use subscribe::Subscription;
 pub use tail::tail;
 
 /// How the embedded sidecar is set up. [`EmbeddedConfig::new`] gives the defaults.
@@ -111,6 +117,11 @@ struct Inner {
     /// Per-topic "last appended offset" signals: consumers and long polls wait on these
     /// instead of polling the file.
     watchers: Mutex<HashMap<String, watch::Sender<u64>>>,
+    /// What the app subscribed to, once its `/dapr/subscribe` was read (for `/v1.0/metadata`).
+    subscriptions: Mutex<Vec<Subscription>>,
+    /// Set once the app's subscriptions were read: `/v1.0/healthz` answers 204 from then on,
+    /// as daprd's does once its app channel is up.
+    ready: std::sync::atomic::AtomicBool,
 }
 
 impl Embedded {
@@ -140,6 +151,8 @@ impl Embedded {
                 cfg,
                 store,
                 watchers: Mutex::new(HashMap::new()),
+                subscriptions: Mutex::new(Vec::new()),
+                ready: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -197,14 +210,33 @@ impl Embedded {
         api::routes(self.clone())
     }
 
-    /// Starts delivering: fetches `GET /dapr/subscribe` from `app` in-process (once, as daprd
+    /// Starts delivering: waits for `app`, fetches its `GET /dapr/subscribe` (once, as daprd
     /// does), then runs one consumer per (subscribed topic, partition). Returns when `shutdown`
     /// is cancelled and the in-flight deliveries have finished.
-    pub async fn run_delivery(&self, app: axum::Router, shutdown: CancellationToken) {
+    pub async fn run_delivery(&self, app: AppChannel, shutdown: CancellationToken) {
         dispatch::run(self.clone(), app, shutdown).await
     }
 
     // ---- shared by the routes, the in-process API and the delivery loop ----
+
+    fn set_subscriptions(&self, subs: &[Subscription]) {
+        *self.inner.subscriptions.lock().unwrap_or_else(|p| p.into_inner()) = subs.to_vec();
+        self.inner
+            .ready
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    fn is_ready(&self) -> bool {
+        self.inner.ready.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn subscriptions(&self) -> Vec<Subscription> {
+        self.inner
+            .subscriptions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
 
     /// Runs `f` on the blocking pool with the store.
     async fn blocking<T, F>(&self, f: F) -> Result<T, StoreError>
@@ -390,6 +422,30 @@ fn check_key(key: &str) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+impl crate::sidecar::SidecarApi for Embedded {
+    fn publish(&self, req: PublishRequest) -> crate::sidecar::BoxFuture<'_, Result<(), SidecarError>> {
+        Box::pin(Embedded::publish(self, req))
+    }
+
+    fn get_state<'a>(
+        &'a self,
+        store: &'a str,
+        key: &'a str,
+    ) -> crate::sidecar::BoxFuture<'a, Result<Option<StateEntry>, SidecarError>> {
+        Box::pin(Embedded::get_state(self, store, key))
+    }
+
+    fn save_state<'a>(
+        &'a self,
+        store: &'a str,
+        key: &'a str,
+        value: Bytes,
+        concurrency: Concurrency,
+    ) -> crate::sidecar::BoxFuture<'a, Result<(), SidecarError>> {
+        Box::pin(Embedded::save_state(self, store, key, value, concurrency))
+    }
 }
 
 #[cfg(test)]

@@ -93,7 +93,7 @@ mod tests {
     fn encodes_topics_for_the_path() {
         assert_eq!(super::encode_path("a/b c+d%"), "a/b%20c%2Bd%25");
         assert_eq!(
-            super::super::api::query_unescape(&super::encode_path("x y+z/é")),
+            super::super::go_decode::query_unescape(&super::encode_path("x y+z/é")),
             "x y+z/é"
         );
     }

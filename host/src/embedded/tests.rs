@@ -123,9 +123,13 @@ async fn publish_route_statuses() {
     )
     .await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    // Not ready until the app's subscriptions are read; the outbound probe answers at once.
     let (s, _, _) = send(&r, "GET", "/v1.0/healthz", None, Body::empty()).await;
-    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
     let (s, _, _) = send(&r, "GET", "/v1.0/healthz/outbound", None, Body::empty()).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    e.set_subscriptions(&[]);
+    let (s, _, _) = send(&r, "GET", "/v1.0/healthz", None, Body::empty()).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
 
     // The topic "a/b" holds both records, the keyed one in the key's partition.
@@ -149,10 +153,11 @@ async fn bulk_publish_route() {
     let dir = tempfile::tempdir().unwrap();
     let e = Embedded::open(config(dir.path())).unwrap();
     let r = e.routes();
+    // Field names in any case, as Go decodes them (the JavaScript SDK sends `entryID`).
     let body = json!([
         {"entryId": "1", "event": {"a": 1}, "contentType": "application/json"},
-        {"entryId": "2", "event": "aGk=", "contentType": "application/octet-stream", "metadata": {"partitionKey": "k"}},
-        {"entryId": "3", "event": "text", "contentType": "text/plain"}
+        {"entryID": "2", "Event": "aGk=", "contenttype": "application/octet-stream", "METADATA": {"partitionKey": "k"}},
+        {"EntryId": "3", "event": "text", "contentType": "text/plain"}
     ]);
     let (s, _, _) = send(
         &r,
@@ -312,7 +317,7 @@ async fn survives_reopen() {
         metadata: vec![("partitionKey".into(), "u".into())],
     };
     e.publish(req.clone()).await.unwrap();
-    e.save_state("statestore", "k", "\"v\"".into(), Concurrency::LastWrite)
+    e.save_state("statestore", "k", "\"v\"".into(), Concurrency::FirstWrite)
         .await
         .unwrap();
     let err = e

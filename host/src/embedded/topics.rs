@@ -69,7 +69,7 @@ async fn read(
         }
     };
     let topic = match uri.path().strip_prefix(PREFIX) {
-        Some(raw) => super::api::query_unescape(raw),
+        Some(raw) => super::go_decode::query_unescape(raw),
         None => decoded,
     };
     let from = p.from.unwrap_or(0);

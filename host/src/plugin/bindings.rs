@@ -23,4 +23,10 @@ pub const EXPECTED_EXPORTS: [&str; 3] = [
 ];
 
 /// The WIT package version this host was built against (see wit/plugin.wit).
-pub const WORLD_VERSION: &str = "1.0.0";
+pub const WORLD_VERSION: &str = "1.1.0";
+
+/// The optional `effects` interface (since 1.1.0) and its one function. `bindgen!` above covers
+/// only the required world, so the host looks this export up by name: wasmtime matches
+/// `@1.1.0` against any semver-compatible `@1.x` export, and a 1.0.0 plugin simply lacks it.
+pub const EFFECTS_EXPORT: &str = "task-events:plugin/effects@1.1.0";
+pub const EFFECTS_PUBLISHES: &str = "publishes";

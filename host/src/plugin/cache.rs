@@ -14,26 +14,38 @@
 //! `KEEP` entries are kept; the oldest are removed after each store (removing a mapped file is
 //! safe on Unix: the mapping keeps the inode alive).
 //!
-//! Trust argument for `Component::deserialize_file` (which is `unsafe`: the bytes are only
-//! lightly checked and run as native code): it is called only on a path this module builds from
-//! its own directory and a name it derived itself (a 64-hex-digit sha256 and the engine key),
-//! never on a path or bytes from a request, the watched file, or the plugin. The directory is
-//! created by the host and restricted to its user (mode 0700); if it cannot be (for example it
-//! belongs to another user), the cache is disabled rather than trusted. So a cache file is as
-//! trustworthy as the host's own writable state: anyone who can write it can already write the
-//! data directory and the host's other inputs. Entries from another wasmtime version or
-//! configuration are rejected by wasmtime's own header check, and then recompiled.
+//! Trust (see `cache_trust` for the key): an entry is `MAGIC`, an HMAC-SHA256 tag over its
+//! name and code, then the code wasmtime serialized. `Component::deserialize` (which is `unsafe`:
+//! the bytes run as native code) is only ever called on bytes that (1) were read from a file
+//! opened without following symlinks, (2) that is a regular file owned by this user and not
+//! writable by group or others, and (3) whose tag verifies under the key, for this very name (so
+//! a genuine entry of another plugin renamed to this one is refused too). The bytes are read into
+//! memory and deserialized from there, so the file cannot change between the check and the use
+//! (`deserialize_file` would map it). An entry that fails any check is logged, deleted (a symlink
+//! is removed, not its target) and the plugin compiled again. The directory is created by the
+//! host and restricted to its user (mode 0700); if it cannot be, the cache is disabled. Entries
+//! from another wasmtime version or configuration are refused by wasmtime's own header check, and
+//! then recompiled.
 
 use std::hash::{Hash, Hasher};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use std::os::unix::fs::OpenOptionsExt as _;
+
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
+use super::cache_trust::{CacheKey, Distrust, KeyError, KeyOrigin, open_checked};
+
 /// Cache entries kept; older ones are removed.
 const KEEP: usize = 16;
+/// First bytes of every entry (format version 2: tagged).
+const MAGIC: &[u8; 8] = b"TEVC\x02\0\0\0";
+const TAG: usize = 32;
+/// Largest entry read; a compiled plugin is a few MiB.
+const MAX_ENTRY: u64 = 512 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
@@ -44,6 +56,8 @@ pub enum CacheError {
         dir: PathBuf,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Key(#[from] KeyError),
 }
 
 /// Where a component came from.
@@ -69,11 +83,29 @@ impl Compiled {
 pub struct CompileCache {
     dir: PathBuf,
     engine_key: String,
+    key: CacheKey,
 }
 
 impl CompileCache {
-    /// Creates (or adopts) `dir`, restricted to this user.
-    pub fn open(dir: &Path, engine: &Engine) -> Result<CompileCache, CacheError> {
+    /// Creates (or adopts) `dir`, restricted to this user, with entries authenticated by the key
+    /// in `key_file` (`--cache-key-file`), or by a per-process key without one.
+    pub fn open(
+        dir: &Path,
+        key_file: Option<&Path>,
+        engine: &Engine,
+    ) -> Result<CompileCache, CacheError> {
+        let key = match key_file {
+            Some(path) => CacheKey::from_file(path, dir)?,
+            None => CacheKey::per_process(),
+        };
+        Self::with_key(dir, key, engine)
+    }
+
+    pub fn with_key(
+        dir: &Path,
+        key: CacheKey,
+        engine: &Engine,
+    ) -> Result<CompileCache, CacheError> {
         let error = |source| CacheError::Directory {
             dir: dir.to_path_buf(),
             source,
@@ -84,9 +116,16 @@ impl CompileCache {
             use std::os::unix::fs::PermissionsExt as _;
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(error)?;
         }
+        if key.origin == KeyOrigin::PerProcess {
+            tracing::info!(
+                dir = %dir.display(),
+                "compile cache entries are authenticated with a per-process key; set --cache-key-file to keep them across restarts"
+            );
+        }
         Ok(CompileCache {
             dir: dir.to_path_buf(),
             engine_key: engine_key(engine),
+            key,
         })
     }
 
@@ -103,9 +142,37 @@ impl CompileCache {
         self.dir.join(format!("{sha256}-{}.cwasm", self.engine_key))
     }
 
-    /// Whether an entry for `sha256` exists (it may still fail to deserialize).
+    /// Whether an entry for `sha256` exists (it may still be refused).
     pub fn contains(&self, sha256: &str) -> bool {
-        self.entry(sha256).is_file()
+        std::fs::symlink_metadata(self.entry(sha256)).is_ok()
+    }
+
+    /// The verified code of `entry`, `Ok(None)` when there is none, or why it is not trusted.
+    fn read_trusted(&self, entry: &Path) -> Result<Option<Vec<u8>>, Distrust> {
+        let (file, meta) = match open_checked(entry, 0o022) {
+            Err(Distrust::Io(_)) if std::fs::symlink_metadata(entry).is_err() => return Ok(None),
+            other => other?,
+        };
+        if meta.len() > MAX_ENTRY {
+            return Err(Distrust::TooLarge {
+                bytes: meta.len(),
+                limit: MAX_ENTRY,
+            });
+        }
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        use std::io::Read as _;
+        file.take(MAX_ENTRY)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Distrust::Io(e.to_string()))?;
+        if bytes.len() < MAGIC.len() + TAG || &bytes[..MAGIC.len()] != MAGIC {
+            return Err(Distrust::Format);
+        }
+        let (tag, code) = bytes[MAGIC.len()..].split_at(TAG);
+        if !self.key.verify(&entry_name(entry), code, tag) {
+            return Err(Distrust::Tag);
+        }
+        bytes.drain(..MAGIC.len() + TAG);
+        Ok(Some(bytes))
     }
 
     /// The component for `bytes` (whose sha256 is `sha256`): cached, or compiled and stored.
@@ -117,15 +184,22 @@ impl CompileCache {
         sha256: &str,
     ) -> wasmtime::Result<(Component, Compiled)> {
         let entry = self.entry(sha256);
-        if entry.is_file() {
-            // SAFETY: see the module doc: `entry` is our own file, in our own directory, named by
-            // us, written whole by `store` (temp file + rename) and never modified in place.
-            match unsafe { Component::deserialize_file(engine, &entry) } {
-                Ok(component) => return Ok((component, Compiled::FromCache)),
-                Err(e) => {
-                    tracing::warn!(file = %entry.display(), "discarding an unusable compile-cache entry: {e:#}");
-                    let _ = std::fs::remove_file(&entry);
+        match self.read_trusted(&entry) {
+            Ok(None) => {}
+            Ok(Some(code)) => {
+                // SAFETY: see the module doc: these exact bytes were read from a file of ours and
+                // their tag verified under our key for this entry's name, so the host wrote them.
+                match unsafe { Component::deserialize(engine, &code) } {
+                    Ok(component) => return Ok((component, Compiled::FromCache)),
+                    Err(e) => {
+                        tracing::warn!(file = %entry.display(), "discarding an unusable compile-cache entry: {e:#}");
+                        let _ = std::fs::remove_file(&entry);
+                    }
                 }
+            }
+            Err(why) => {
+                tracing::warn!(file = %entry.display(), "compile-cache entry not trusted: {why}; deleting it and compiling the plugin");
+                let _ = std::fs::remove_file(&entry);
             }
         }
         let component = Component::new(engine, bytes)?;
@@ -151,8 +225,16 @@ impl CompileCache {
         let temp = self
             .dir
             .join(format!(".tmp-{}-{name}", uuid::Uuid::new_v4().simple()));
+        let tag = self.key.tag(name, code);
         let write = || -> std::io::Result<()> {
-            let mut file = std::fs::File::create(&temp)?;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&temp)?;
+            file.write_all(MAGIC)?;
+            file.write_all(&tag)?;
             file.write_all(code)?;
             file.sync_all()?;
             std::fs::rename(&temp, entry)
@@ -194,6 +276,14 @@ impl CompileCache {
     }
 }
 
+/// The file name of an entry: what its tag covers besides the code.
+fn entry_name(entry: &Path) -> String {
+    entry
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 /// A short, stable digest of the engine's compatibility hash.
 fn engine_key(engine: &Engine) -> String {
     struct Sha(Sha256);
@@ -226,7 +316,7 @@ mod tests {
     fn a_second_load_comes_from_the_cache() {
         let dir = tempfile::tempdir().unwrap();
         let engine = engine();
-        let cache = CompileCache::open(&dir.path().join("cache"), &engine).unwrap();
+        let cache = CompileCache::open(&dir.path().join("cache"), None, &engine).unwrap();
         let bytes = wat_bytes(COMPONENT);
         let sha = sha256_hex(&bytes);
         let (_, first) = cache.load_or_compile(&engine, &bytes, &sha).unwrap();
@@ -250,7 +340,7 @@ mod tests {
     fn a_corrupt_entry_is_replaced_not_trusted() {
         let dir = tempfile::tempdir().unwrap();
         let engine = engine();
-        let cache = CompileCache::open(dir.path(), &engine).unwrap();
+        let cache = CompileCache::open(dir.path(), None, &engine).unwrap();
         let bytes = wat_bytes(COMPONENT);
         let sha = sha256_hex(&bytes);
         std::fs::write(cache.entry(&sha), b"not compiled code").unwrap();
@@ -271,9 +361,9 @@ mod tests {
         let b = Engine::new(&config).unwrap();
         let bytes = wat_bytes(COMPONENT);
         let sha = sha256_hex(&bytes);
-        let cache_a = CompileCache::open(dir.path(), &a).unwrap();
+        let cache_a = CompileCache::open(dir.path(), None, &a).unwrap();
         cache_a.load_or_compile(&a, &bytes, &sha).unwrap();
-        let cache_b = CompileCache::open(dir.path(), &b).unwrap();
+        let cache_b = CompileCache::open(dir.path(), None, &b).unwrap();
         assert!(!cache_b.contains(&sha));
         assert_eq!(
             cache_b.load_or_compile(&b, &bytes, &sha).unwrap().1,
@@ -285,7 +375,7 @@ mod tests {
     fn only_the_newest_entries_are_kept() {
         let dir = tempfile::tempdir().unwrap();
         let engine = engine();
-        let cache = CompileCache::open(dir.path(), &engine).unwrap();
+        let cache = CompileCache::open(dir.path(), None, &engine).unwrap();
         for n in 0..KEEP + 3 {
             let bytes = wat_bytes(&format!(
                 "(component (core module (func (export \"f{n}\"))))"
@@ -295,6 +385,123 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), KEEP);
+    }
+
+    /// A component importing one function called `name`: two of them are told apart by their
+    /// imports, so a test sees which bytes were deserialized.
+    fn named(name: &str) -> Vec<u8> {
+        format!("(component (import \"{name}\" (func)))").into_bytes()
+    }
+
+    fn imports(engine: &Engine, component: &Component) -> Vec<String> {
+        component
+            .component_type()
+            .imports(engine)
+            .map(|(name, _)| name.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn forged_entries_are_deleted_and_never_deserialized() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine();
+        let cache = CompileCache::open(&dir.path().join("cache"), None, &engine).unwrap();
+        let (victim, other) = (named("victim"), named("forged"));
+        let (victim_sha, other_sha) = (sha256_hex(&victim), sha256_hex(&other));
+        let entry = cache.entry(&victim_sha);
+
+        // What a forger can get hold of: the raw code wasmtime serializes, an entry tagged with
+        // another key, a genuine entry of another plugin, and this plugin's genuine entry.
+        let raw = Component::new(&engine, &other)
+            .unwrap()
+            .serialize()
+            .unwrap();
+        let elsewhere = CompileCache::open(&dir.path().join("other"), None, &engine).unwrap();
+        elsewhere
+            .load_or_compile(&engine, &other, &other_sha)
+            .unwrap();
+        let other_key = std::fs::read(elsewhere.entry(&other_sha)).unwrap();
+        cache.load_or_compile(&engine, &other, &other_sha).unwrap();
+        let other_genuine = std::fs::read(cache.entry(&other_sha)).unwrap();
+        cache
+            .load_or_compile(&engine, &victim, &victim_sha)
+            .unwrap();
+        let victim_genuine = std::fs::read(&entry).unwrap();
+        let copy = dir.path().join("copy.cwasm");
+        std::fs::write(&copy, &victim_genuine).unwrap();
+
+        type Forgery<'a> = (&'a str, Box<dyn Fn() + 'a>);
+        let plant: [Forgery; 5] = [
+            (
+                "raw serialized code",
+                Box::new(|| std::fs::write(&entry, &raw).unwrap()),
+            ),
+            (
+                "tagged with another key",
+                Box::new(|| std::fs::write(&entry, &other_key).unwrap()),
+            ),
+            (
+                "another plugin's genuine entry, renamed",
+                Box::new(|| std::fs::write(&entry, &other_genuine).unwrap()),
+            ),
+            (
+                "a symlink to a genuine entry",
+                Box::new(|| std::os::unix::fs::symlink(&copy, &entry).unwrap()),
+            ),
+            (
+                "a genuine entry others can write",
+                Box::new(|| {
+                    std::fs::write(&entry, &victim_genuine).unwrap();
+                    let mode = std::fs::Permissions::from_mode(0o666);
+                    std::fs::set_permissions(&entry, mode).unwrap();
+                }),
+            ),
+        ];
+        for (what, plant) in plant {
+            std::fs::remove_file(&entry).unwrap();
+            plant();
+            let (component, how) = cache
+                .load_or_compile(&engine, &victim, &victim_sha)
+                .unwrap();
+            assert_eq!(how, Compiled::Fresh { stored: true }, "{what}");
+            assert_eq!(imports(&engine, &component), ["victim"], "{what}");
+            let meta = std::fs::symlink_metadata(&entry).unwrap();
+            assert!(
+                meta.is_file() && meta.permissions().mode() & 0o777 == 0o600,
+                "{what}"
+            );
+        }
+        assert!(copy.exists(), "a symlink is removed, not its target");
+        // The entry the host wrote itself is used.
+        let (component, how) = cache
+            .load_or_compile(&engine, &victim, &victim_sha)
+            .unwrap();
+        assert_eq!(
+            (how, imports(&engine, &component)),
+            (Compiled::FromCache, vec!["victim".to_string()])
+        );
+    }
+
+    #[test]
+    fn entries_survive_a_restart_only_with_the_same_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine();
+        let bytes = named("x");
+        let sha = sha256_hex(&bytes);
+        let key = CacheKey::per_process();
+        let first = CompileCache::with_key(dir.path(), key.clone(), &engine).unwrap();
+        first.load_or_compile(&engine, &bytes, &sha).unwrap();
+        let again = CompileCache::with_key(dir.path(), key, &engine).unwrap();
+        assert_eq!(
+            again.load_or_compile(&engine, &bytes, &sha).unwrap().1,
+            Compiled::FromCache
+        );
+        let other = CompileCache::open(dir.path(), None, &engine).unwrap();
+        assert_eq!(
+            other.load_or_compile(&engine, &bytes, &sha).unwrap().1,
+            Compiled::Fresh { stored: true }
+        );
     }
 
     /// `Component::new` accepts the text format (the `wat` feature); the cache keys on whatever

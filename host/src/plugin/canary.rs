@@ -5,6 +5,11 @@
 //! (the same runtime, memory limit and call deadline as deliveries). The first case that traps,
 //! hits a limit, or returns an outcome that is not exactly the expected one fails the canary; the
 //! error names the case and shows expected against got (JSON, cut around the first difference).
+//! A case whose outcome publishes what the plugin's effect policy refuses (`effects`) fails it
+//! too, so such a plugin is refused at load rather than dead-lettering in production.
+//! A canary with no case at all (no golden cases, no operator cases) cannot be passed by
+//! accident: it fails unless the operator allowed it (`--allow-empty-canary`), and then the
+//! report says it was skipped. The report lists every case that ran.
 //! Calls are synchronous: run it off the async executor, holding one instance permit.
 //!
 //! Operator file format (guest/src/golden.rs, parsed here independently): JSON lines, one case
@@ -20,7 +25,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::bindings::{Delivery, Emit, GoldenCase, Handled, Outcome, Problem};
+use super::bindings::{Delivery, Emit, GoldenCase, Handled, Outcome, Problem, Subscription};
+use super::effects::EffectViolation;
 use super::loaded::{CallError, Plugin};
 
 /// Longest excerpt of an outcome shown in a rejection reason.
@@ -47,6 +53,16 @@ pub enum CanaryError {
         expected: String,
         got: String,
     },
+    #[error("canary case {case:?} ({source_name}) publishes what the host refuses: {violation}")]
+    Effects {
+        case: String,
+        source_name: &'static str,
+        violation: EffectViolation,
+    },
+    #[error(
+        "the canary has no case to run: the plugin ships no golden cases and no --canary-file cases were given; add cases, or pass --allow-empty-canary to serve it unverified"
+    )]
+    Empty,
 }
 
 impl CanaryError {
@@ -60,25 +76,47 @@ impl CanaryError {
                 CallError::Deadline { .. } | CallError::MemoryLimit { .. } => "canary-limit",
             },
             CanaryError::Mismatch { .. } => "canary-mismatch",
+            CanaryError::Effects { .. } => "canary-effects",
+            CanaryError::Empty => "canary-empty",
         }
     }
 }
 
 /// What a passed canary ran.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct CanaryReport {
     pub plugin_cases: usize,
     pub operator_cases: usize,
+    /// Every case that ran, in order: `plugin: <name>` or `canary-file: <name>`.
+    pub ran: Vec<String>,
+    /// No case ran and `--allow-empty-canary` let the plugin through unverified.
+    pub skipped: bool,
 }
 
-/// Replays the plugin's golden cases, then `operator_cases`, through `plugin`.
-pub fn run(plugin: &Plugin, operator_cases: &[GoldenCase]) -> Result<CanaryReport, CanaryError> {
+/// Replays the plugin's golden cases, then `operator_cases`, through `plugin`. With no case at
+/// all, fails unless `allow_empty`.
+pub fn run(
+    plugin: &Plugin,
+    operator_cases: &[GoldenCase],
+    allow_empty: bool,
+) -> Result<CanaryReport, CanaryError> {
     let own = plugin.golden_cases().map_err(CanaryError::GoldenCases)?;
-    for (cases, source_name) in [
-        (own.as_slice(), "the plugin's own"),
-        (operator_cases, "--canary-file"),
+    if own.is_empty() && operator_cases.is_empty() {
+        if !allow_empty {
+            return Err(CanaryError::Empty);
+        }
+        tracing::warn!(
+            plugin = plugin.label(),
+            "the canary has no case to run; --allow-empty-canary lets the plugin serve unverified"
+        );
+    }
+    let mut ran = Vec::with_capacity(own.len() + operator_cases.len());
+    for (cases, source_name, tag) in [
+        (own.as_slice(), "the plugin's own", "plugin"),
+        (operator_cases, "--canary-file", "canary-file"),
     ] {
         for case in cases {
+            ran.push(format!("{tag}: {}", case.name));
             let got = plugin
                 .handle(&case.delivery)
                 .map_err(|error| CanaryError::Call {
@@ -96,11 +134,29 @@ pub fn run(plugin: &Plugin, operator_cases: &[GoldenCase]) -> Result<CanaryRepor
                     got,
                 });
             }
+            if let Outcome::Done(handled) = &got {
+                let served = Subscription {
+                    pubsub: case.delivery.pubsub.clone(),
+                    topic: case.delivery.topic.clone(),
+                    route: String::new(),
+                    dead_letter_topic: None,
+                };
+                plugin
+                    .effects
+                    .check(&served, &handled.emits)
+                    .map_err(|violation| CanaryError::Effects {
+                        case: case.name.clone(),
+                        source_name,
+                        violation,
+                    })?;
+            }
         }
     }
     Ok(CanaryReport {
         plugin_cases: own.len(),
         operator_cases: operator_cases.len(),
+        skipped: ran.is_empty(),
+        ran,
     })
 }
 
@@ -347,15 +403,17 @@ mod tests {
     #[test]
     fn the_bundled_plugin_passes_its_own_cases_and_fails_a_changed_one() {
         let plugin = crate::plugin::testing::bundled_plugin();
-        let report = run(&plugin, &[]).unwrap();
+        let report = run(&plugin, &[], false).unwrap();
         assert!(
             report.plugin_cases > 0,
             "the task plugin ships golden cases"
         );
+        assert_eq!(report.ran.len(), report.plugin_cases);
+        assert!(report.ran[0].starts_with("plugin: ") && !report.skipped);
 
         let mut case = plugin.golden_cases().unwrap().remove(0);
         assert_eq!(
-            run(&plugin, std::slice::from_ref(&case))
+            run(&plugin, std::slice::from_ref(&case), false)
                 .unwrap()
                 .operator_cases,
             1
@@ -366,7 +424,7 @@ mod tests {
             panic!("the first golden case is a done outcome");
         }
         case.name = "changed".into();
-        let err = run(&plugin, &[case]).unwrap_err();
+        let err = run(&plugin, &[case], false).unwrap_err();
         assert_eq!(err.kind(), "canary-mismatch");
         let message = err.to_string();
         assert!(

@@ -2,7 +2,9 @@
 //!
 //! Contract: `Plugin::load` either returns a plugin that matches `task-events:plugin@1.x` and
 //! whose `manifest()` answered, or a `LoadError` that says what is wrong (not a component, which
-//! exports or imports do not match, a trapping manifest). Every call (`handle`, `manifest`,
+//! exports or imports do not match, a trapping manifest, a manifest or declared effects the host
+//! refuses). A plugin that exports `effects` (1.1.0) has its `publishes()` read at load; one
+//! that does not (1.0.0) declares nothing (see `effects`). Every call (`handle`, `manifest`,
 //! `golden_cases`) runs on a fresh `Store` and instance, under the runtime's memory limit and
 //! call deadline, and is synchronous: callers run it off the async executor. A trap, a deadline
 //! or a memory-limit hit is a `CallError` naming the plugin and the limit; the host goes on.
@@ -10,12 +12,14 @@
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::Component;
+use wasmtime::component::{Component, Instance};
 use wasmtime::{Store, Trap};
 
 use super::bindings::{
-    Delivery, EXPECTED_EXPORTS, EventPluginPre, GoldenCase, Manifest, Outcome, WORLD_VERSION,
+    Delivery, EFFECTS_EXPORT, EFFECTS_PUBLISHES, EXPECTED_EXPORTS, EventPlugin, EventPluginPre,
+    GoldenCase, Manifest, Outcome, WORLD_VERSION,
 };
+use super::effects::{EffectPolicy, ManifestViolation};
 use super::runtime::Runtime;
 use super::sandbox::Sandbox;
 
@@ -31,6 +35,10 @@ pub enum LoadError {
     Manifest(#[source] CallError),
     #[error("the plugin's manifest is invalid: {0}")]
     BadManifest(String),
+    #[error("the plugin's effects() failed: {0}")]
+    Effects(#[source] CallError),
+    #[error("the host refuses the plugin's manifest: {0}")]
+    Refused(#[from] ManifestViolation),
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -66,6 +74,8 @@ pub struct Plugin {
     /// Hex sha256 of the .wasm bytes: the plugin's identity across loads.
     pub sha256: String,
     pub manifest: Manifest,
+    /// What the plugin may publish (its declared topics and the host's caps).
+    pub effects: EffectPolicy,
     label: Arc<str>,
     pre: EventPluginPre<Sandbox>,
     runtime: Runtime,
@@ -116,11 +126,14 @@ impl Plugin {
                 subscriptions: vec![],
                 retry_policies: vec![],
             },
+            effects: EffectPolicy::nothing(runtime.limits().effects),
             pre,
             runtime: runtime.clone(),
         };
         let manifest = plugin.manifest_call().map_err(LoadError::Manifest)?;
         check_manifest(&manifest)?;
+        let declared = plugin.declared_topics().map_err(LoadError::Effects)?;
+        plugin.effects = EffectPolicy::new(&manifest, declared, runtime.limits().effects)?;
         plugin.name = manifest.name.clone();
         plugin.version = manifest.version.clone();
         plugin.label = Arc::from(format!("{}@{}", manifest.name, manifest.version));
@@ -155,27 +168,64 @@ impl Plugin {
         self.call(|plugin, store| plugin.task_events_plugin_handler().call_manifest(store))
     }
 
+    /// The topics the plugin declares (`effects.publishes`), or `None` when it does not export
+    /// `effects` (built against 1.0.0).
+    fn declared_topics(&self) -> Result<Option<Vec<String>>, CallError> {
+        let component = self.pre.instance_pre().component();
+        let Some(interface) = component.get_export_index(None, EFFECTS_EXPORT) else {
+            return Ok(None);
+        };
+        let Some(func) = component.get_export_index(Some(&interface), EFFECTS_PUBLISHES) else {
+            return Err(CallError::Trap {
+                plugin: self.label.to_string(),
+                reason: format!("it exports {EFFECTS_EXPORT} without `{EFFECTS_PUBLISHES}`"),
+            });
+        };
+        self.call_instance(|instance, store| {
+            let publishes = instance.get_typed_func::<(), (Vec<String>,)>(&mut *store, &func)?;
+            let (topics,) = publishes.call(&mut *store, ())?;
+            Ok(Some(topics))
+        })
+    }
+
     /// Runs `f` against a fresh instance under the runtime's limits: the one way every export is
     /// called (tests use it to reach `schema` and `recurrence` too).
     pub fn call<R>(
         &self,
-        f: impl FnOnce(&super::bindings::EventPlugin, &mut Store<Sandbox>) -> wasmtime::Result<R>,
+        f: impl FnOnce(&EventPlugin, &mut Store<Sandbox>) -> wasmtime::Result<R>,
+    ) -> Result<R, CallError> {
+        self.call_instance(|instance, store| {
+            let plugin = EventPlugin::new(&mut *store, instance)?;
+            f(&plugin, store)
+        })
+    }
+
+    /// `call` on the raw instance (for optional exports outside the required world).
+    fn call_instance<R>(
+        &self,
+        f: impl FnOnce(&Instance, &mut Store<Sandbox>) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
         let limits = self.runtime.limits();
         let sandbox = Sandbox::new(
             self.label.clone(),
             limits.memory_bytes,
             limits.max_log_lines_per_call,
+            self.runtime.log_budget().clone(),
         );
         let mut store = Store::new(self.runtime.engine(), sandbox);
+        // Counted from before instantiation until the store (and its instance) is gone.
+        let _live = self.runtime.live_instance();
         store.limiter(|s| s);
         store.set_epoch_deadline(self.runtime.deadline_ticks());
         store.epoch_deadline_trap();
         let result = self
             .pre
+            .instance_pre()
             .instantiate(&mut store)
-            .and_then(|plugin| f(&plugin, &mut store));
-        result.map_err(|e| self.classify(&store, e))
+            .and_then(|instance| f(&instance, &mut store));
+        let result = result.map_err(|e| self.classify(&store, e));
+        drop(store);
+        result
     }
 
     fn classify(&self, store: &Store<Sandbox>, error: wasmtime::Error) -> CallError {
@@ -278,6 +328,15 @@ fn check_manifest(m: &Manifest) -> Result<(), LoadError> {
     if m.name.trim().is_empty() {
         return Err(LoadError::BadManifest("the name is empty".into()));
     }
+    // Name and version tag every log line of the plugin: they must not be able to break one.
+    for (what, text) in [("name", &m.name), ("version", &m.version)] {
+        if text.len() > 128 || text.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(LoadError::BadManifest(format!(
+                "the {what} {:?} is longer than 128 bytes or has whitespace or control characters",
+                text.chars().take(64).collect::<String>()
+            )));
+        }
+    }
     let mut routes = std::collections::HashSet::new();
     for s in &m.subscriptions {
         if let Err(why) = check_route(&s.route) {
@@ -305,6 +364,34 @@ fn check_manifest(m: &Manifest) -> Result<(), LoadError> {
 #[cfg(test)]
 mod tests {
     use super::check_route;
+    use crate::plugin::canary::outcome_to_json;
+    use crate::plugin::testing::bundled_plugin;
+
+    #[test]
+    fn the_task_plugin_declares_the_topics_it_publishes_to() {
+        let plugin = bundled_plugin();
+        assert_eq!(
+            plugin.effects.declared(),
+            Some(vec!["reminders", "task-events"])
+        );
+    }
+
+    #[test]
+    fn fresh_instances_give_byte_identical_output() {
+        // Every call runs on a fresh instance with fresh random seeds (sandbox); none of it may
+        // reach the output.
+        let plugin = bundled_plugin();
+        for case in plugin.golden_cases().unwrap() {
+            let runs: Vec<String> = (0..3)
+                .map(|_| outcome_to_json(&plugin.handle(&case.delivery).unwrap()).to_string())
+                .collect();
+            assert!(
+                runs.iter().all(|r| *r == runs[0]),
+                "{}: {runs:#?}",
+                case.name
+            );
+        }
+    }
 
     #[test]
     fn routes_must_be_plain_paths_the_host_does_not_serve_itself() {

@@ -2,11 +2,14 @@
 //! the generation that currently serves.
 //!
 //! Layout: `runtime` (one Engine, Linker, epoch ticker, instance permits), `sandbox` (what an
-//! instance sees: deterministic WASI stand-ins, memory limiter, log import), `bindings` (the WIT
-//! world), `loaded` (one checked plugin version and its calls), `registry` (the current
-//! generation behind an ArcSwap).
+//! instance sees: WASI stand-ins, per-instance random seeds, memory limiter, log import),
+//! `logging` (the plugin log budget, control-character escaping, one event per line),
+//! `bindings` (the WIT world), `loaded` (one checked plugin version and its calls), `effects`
+//! (the topics and sizes a plugin may publish, checked at load and per delivery), `registry`
+//! (the current generation behind an ArcSwap).
 //!
-//! Swapping while the host runs: `cache` (compiled code on disk), `canary` (golden cases a new
+//! Swapping while the host runs: `cache` (compiled code on disk) and `cache_trust` (the key and
+//! file checks that let the host trust it), `canary` (golden cases a new
 //! version must reproduce), `prepare` (bytes -> checked plugin, used at start-up and for every
 //! swap), `probation` (the automatic-rollback verdict), `swap` (validate, switch, roll back),
 //! `report` (what `/admin/plugin` and `/metrics` show of it), `watch` (the `--guest` file and
@@ -14,8 +17,11 @@
 
 pub mod bindings;
 pub mod cache;
+pub mod cache_trust;
 pub mod canary;
+pub mod effects;
 pub mod loaded;
+pub mod logging;
 pub mod prepare;
 pub mod probation;
 pub mod registry;

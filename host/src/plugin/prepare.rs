@@ -42,6 +42,8 @@ impl Rejection {
             Rejection::Load(LoadError::WorldMismatch(_)) => "world-mismatch",
             Rejection::Load(LoadError::Manifest(_)) => "manifest-failed",
             Rejection::Load(LoadError::BadManifest(_)) => "bad-manifest",
+            Rejection::Load(LoadError::Effects(_)) => "effects-failed",
+            Rejection::Load(LoadError::Refused(_)) => "manifest-refused",
             Rejection::Canary(e) => e.kind(),
             Rejection::Internal(_) => "internal",
         }
@@ -110,12 +112,16 @@ impl Preparer {
             Ok((component, compiled, sha256))
         })
         .await?;
-        // Instances from here on: one at a time, inside the pool deliveries use.
-        let _permit = self.runtime.instance_permit().await;
+        // Instances from here on: one at a time, inside the pool deliveries use. The permit
+        // moves into the blocking task, so it is held as long as the instances run even if the
+        // swap request that started this is cancelled.
+        let permit = self.runtime.instance_permit().await;
         let runtime = self.runtime.clone();
+        let allow_empty = self.runtime.limits().allow_empty_canary;
         let (plugin, canary) = blocking(move || {
+            let _permit = permit;
             let plugin = Plugin::from_component(&runtime, component, sha256)?;
-            let report = canary::run(&plugin, &operator_cases)?;
+            let report = canary::run(&plugin, &operator_cases, allow_empty)?;
             Ok((plugin, report))
         })
         .await?;

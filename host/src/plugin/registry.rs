@@ -61,17 +61,24 @@ impl Generation {
     }
 
     /// Calls `handle` on a fresh instance, off the async executor, waiting for an instance slot.
+    ///
+    /// The permit moves into the blocking task: if this future is dropped (the delivery's HTTP
+    /// request was cancelled) while the wasm call runs, the call runs to its end (or deadline)
+    /// and only then frees its slot, so live instances never exceed the pool.
     pub async fn handle(self: &Arc<Self>, delivery: Delivery) -> Result<Outcome, CallError> {
-        let _permit = self.plugin.runtime().instance_permit().await;
+        let permit = self.plugin.runtime().instance_permit().await;
         let generation = self.clone();
-        let result = tokio::task::spawn_blocking(move || generation.plugin.handle(&delivery))
-            .await
-            .unwrap_or_else(|join| {
-                Err(CallError::Trap {
-                    plugin: self.plugin.label().to_string(),
-                    reason: format!("host task failed: {join}"),
-                })
-            });
+        let result = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            generation.plugin.handle(&delivery)
+        })
+        .await
+        .unwrap_or_else(|join| {
+            Err(CallError::Trap {
+                plugin: self.plugin.label().to_string(),
+                reason: format!("host task failed: {join}"),
+            })
+        });
         let deliveries = self.deliveries.fetch_add(1, Ordering::Relaxed) + 1;
         let failures = match result {
             Err(_) => self.failures.fetch_add(1, Ordering::Relaxed) + 1,

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use super::canary::CanaryReport;
 use super::registry::Generation;
+use super::runtime::Instances;
 
 /// One generation as operators see it.
 #[derive(Debug, Clone, Serialize)]
@@ -28,6 +29,8 @@ pub struct GenerationInfo {
     pub failures: u64,
     /// Whether the automatic-rollback window is still open.
     pub on_probation: bool,
+    /// Topics the plugin declared it publishes to; null for a 1.0 plugin that declares none.
+    pub publishes: Option<Vec<String>>,
 }
 
 impl GenerationInfo {
@@ -42,6 +45,11 @@ impl GenerationInfo {
             deliveries: g.deliveries(),
             failures: g.failures(),
             on_probation: g.probation().is_some(),
+            publishes: g
+                .plugin
+                .effects
+                .declared()
+                .map(|d| d.into_iter().map(str::to_string).collect()),
         }
     }
 }
@@ -115,6 +123,10 @@ pub struct Status {
     pub rollbacks: u64,
     pub rollbacks_auto: u64,
     pub rollbacks_command: u64,
+    /// Live plugin instances, their peak since start-up, and the pool size.
+    pub instances: Instances,
+    /// Plugin log lines dropped over the runtime-wide budget.
+    pub plugin_log_lines_dropped: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -205,6 +217,22 @@ pub fn render_metrics(status: &Status, out: &mut String) {
         "counter",
         "Plugin calls that trapped or hit a limit, per generation.",
         &per_generation(|g| g.failures),
+    );
+    metric(
+        "task_events_plugin_instances",
+        "gauge",
+        "Plugin instances: live now, the most at once since start-up, and the pool size.",
+        &[
+            ("{kind=\"live\"}".into(), status.instances.live as u64),
+            ("{kind=\"peak\"}".into(), status.instances.peak as u64),
+            ("{kind=\"max\"}".into(), status.instances.max as u64),
+        ],
+    );
+    metric(
+        "task_events_plugin_log_lines_dropped_total",
+        "counter",
+        "Plugin log lines dropped over the rate limit (--plugin-log-lines-per-sec).",
+        &plain(status.plugin_log_lines_dropped),
     );
     metric(
         "task_events_plugin_restart_required",

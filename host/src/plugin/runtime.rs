@@ -6,10 +6,14 @@
 //! wasmtime #11814); it stops when the last `Runtime` clone is dropped. The pooling allocator
 //! is used when the machine can reserve its address space, like `wasmtime serve` and Spin do;
 //! otherwise instances are allocated on demand, with a warning. A semaphore in front of
-//! instantiation turns "pool exhausted" into waiting (backpressure), never into an error.
+//! instantiation turns "pool exhausted" into waiting (backpressure), never into an error: the
+//! caller moves its permit into the blocking task that runs the wasm call, so the permit lives
+//! exactly as long as the instance, even when the request that wanted it is cancelled (see
+//! `registry`). `instances()` counts live instances and their peak, which must never pass the
+//! pool size. The plugin log budget (`logging`) is runtime-wide too.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 
 use tokio::sync::Semaphore;
@@ -17,6 +21,7 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::bindings::EventPlugin;
+use super::logging::LogBudget;
 use super::sandbox::Sandbox;
 use crate::config::Limits;
 
@@ -32,6 +37,26 @@ struct Inner {
     permits: Arc<Semaphore>,
     pooling: bool,
     stop_ticker: Arc<AtomicBool>,
+    log_budget: Arc<LogBudget>,
+    live: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+/// Live plugin instances: now, the most ever at once, and the pool size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Instances {
+    pub live: usize,
+    pub peak: usize,
+    pub max: usize,
+}
+
+/// One live instance, counted until dropped (with its `Store`).
+pub struct LiveInstance(Runtime);
+
+impl Drop for LiveInstance {
+    fn drop(&mut self) {
+        self.0.inner.live.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Drop for Inner {
@@ -65,6 +90,9 @@ impl Runtime {
                 limits,
                 pooling,
                 stop_ticker,
+                log_budget: Arc::new(LogBudget::new(limits.log_lines_per_sec)),
+                live: AtomicUsize::new(0),
+                peak: AtomicUsize::new(0),
             }),
         })
     }
@@ -94,6 +122,31 @@ impl Runtime {
             .acquire_owned()
             .await
             .expect("the instance semaphore is never closed")
+    }
+
+    /// The plugin log budget shared by every call.
+    pub fn log_budget(&self) -> &Arc<LogBudget> {
+        &self.inner.log_budget
+    }
+
+    /// Counts one instance as live until the guard is dropped.
+    pub fn live_instance(&self) -> LiveInstance {
+        let live = self.inner.live.fetch_add(1, Ordering::Relaxed) + 1;
+        self.inner.peak.fetch_max(live, Ordering::Relaxed);
+        LiveInstance(self.clone())
+    }
+
+    pub fn instances(&self) -> Instances {
+        Instances {
+            live: self.inner.live.load(Ordering::Relaxed),
+            peak: self.inner.peak.load(Ordering::Relaxed),
+            max: self.inner.limits.max_instances as usize,
+        }
+    }
+
+    /// Instance permits free right now.
+    pub fn free_permits(&self) -> usize {
+        self.inner.permits.available_permits()
     }
 
     /// Epoch ticks that make up one call's deadline.

@@ -3,15 +3,23 @@
 //! Lifetime: one `Sandbox` per `Store`, one `Store` per delivery; dropped with the store when
 //! the call returns, so nothing crosses events or users. The guest gets no filesystem, network,
 //! environment variables, arguments or real clock: the WASI imports that Rust's std links are
-//! satisfied with empty or deterministic stand-ins (clocks frozen at the epoch, random bytes from
-//! a fixed seed), so a plugin stays a pure function of its input even if it tries otherwise.
-//! Memory growth past the limit fails the call with a recorded `MemoryHit`, and the `log` import
-//! is rate-limited per call and tagged with the plugin's identity.
+//! satisfied with empty stand-ins (clocks frozen at the epoch).
+//!
+//! Randomness is the one thing that differs between instances: every instance gets fresh seeds
+//! from the host's RNG (secure and insecure random, and the insecure seed that std's `HashMap`
+//! keys come from), so an input crafted to collide one instance's hash tables does not collide
+//! the next one's (hash flooding). A plugin's output must not depend on it (wit/plugin.wit:
+//! no randomness); the task plugin never lets it reach its output, which the canary and the
+//! byte-identical redelivery tests check.
+//!
+//! Memory growth past the limit fails the call with a recorded `MemoryHit`. The `log` import is
+//! capped per call and by the runtime-wide `LogBudget` (across calls), its text has control
+//! characters escaped, and each line is tagged with the plugin's identity (`logging`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand::SeedableRng;
+use rand::{Rng as _, SeedableRng};
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{
@@ -22,6 +30,7 @@ use super::bindings::{
     Level,
     task_events::plugin::{log, types},
 };
+use super::logging::{Admit, LogBudget, escape_controls};
 
 /// Longest log line kept; the rest is cut (guests choose what they print, not how much).
 const MAX_LOG_LINE: usize = 1024;
@@ -42,16 +51,25 @@ pub struct Sandbox {
     memory_limit: usize,
     pub memory_hit: Option<MemoryHit>,
     log_lines_left: u32,
+    log_budget: Arc<LogBudget>,
 }
 
 impl Sandbox {
-    pub fn new(label: Arc<str>, memory_limit: usize, max_log_lines: u32) -> Self {
+    pub fn new(
+        label: Arc<str>,
+        memory_limit: usize,
+        max_log_lines: u32,
+        log_budget: Arc<LogBudget>,
+    ) -> Self {
+        let mut host_rng = rand::rng();
         let mut wasi = WasiCtxBuilder::new();
         wasi.wall_clock(FrozenClock)
             .monotonic_clock(FrozenClock)
-            .secure_random(rand::rngs::StdRng::seed_from_u64(0))
-            .insecure_random(rand::rngs::StdRng::seed_from_u64(0))
-            .insecure_random_seed(0)
+            .secure_random(rand::rngs::StdRng::from_rng(&mut host_rng))
+            .insecure_random(rand::rngs::StdRng::from_rng(&mut host_rng))
+            .insecure_random_seed(
+                u128::from(host_rng.next_u64()) << 64 | u128::from(host_rng.next_u64()),
+            )
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
@@ -62,6 +80,7 @@ impl Sandbox {
             memory_limit,
             memory_hit: None,
             log_lines_left: max_log_lines,
+            log_budget,
         }
     }
 }
@@ -114,6 +133,17 @@ impl log::Host for Sandbox {
             return;
         }
         self.log_lines_left -= 1;
+        let plugin = &*self.label;
+        match self.log_budget.admit() {
+            Admit::No => return,
+            Admit::Yes { dropped: 0 } => {}
+            Admit::Yes { dropped } => tracing::warn!(
+                target: "plugin",
+                plugin,
+                "{dropped} plugin log lines dropped: over the budget of {} lines a second",
+                self.log_budget.per_sec()
+            ),
+        }
         let mut message = message;
         if message.len() > MAX_LOG_LINE {
             let mut cut = MAX_LOG_LINE;
@@ -123,7 +153,7 @@ impl log::Host for Sandbox {
             message.truncate(cut);
             message.push('…');
         }
-        let plugin = &*self.label;
+        let message = escape_controls(&message);
         match level {
             Level::Trace => tracing::trace!(target: "plugin", plugin, "{message}"),
             Level::Debug => tracing::debug!(target: "plugin", plugin, "{message}"),

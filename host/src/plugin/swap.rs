@@ -152,6 +152,7 @@ impl Swapper {
                 .install(prepared.plugin, origin.to_string(), Some(probation));
         self.counters.swaps.fetch_add(1, Relaxed);
         let changes = self.subscription_changes(&new);
+        let canary_cases = prepared.canary.plugin_cases + prepared.canary.operator_cases;
         let swapped = Swapped {
             current: GenerationInfo::of(&new),
             replaced: GenerationInfo::of(&replaced),
@@ -165,7 +166,8 @@ impl Swapper {
             origin,
             sha256 = %new.plugin.sha256,
             compile_cache = swapped.compile_cache,
-            canary_cases = prepared.canary.plugin_cases + prepared.canary.operator_cases,
+            canary_cases,
+            canary_ran = ?swapped.canary.ran,
             took_ms = swapped.took_ms,
             "plugin swapped: generation {} {} now serves; generation {} {} drains and stays as the rollback target",
             new.number,
@@ -268,6 +270,8 @@ impl Swapper {
             rollbacks: rollbacks_auto + rollbacks_command,
             rollbacks_auto,
             rollbacks_command,
+            instances: current.plugin.runtime().instances(),
+            plugin_log_lines_dropped: current.plugin.runtime().log_budget().dropped(),
         }
     }
 

@@ -2,26 +2,76 @@
 //!
 //! `{"do":"trap"}` panics (a trap), `{"do":"loop"}` never returns (the deadline must end it),
 //! `{"do":"alloc"}` allocates until the memory limit stops it, `{"do":"retry"}` asks for a retry,
-//! `{"do":"reject"}` rejects, anything else is done with one emit on topic `hostile-out`.
-//! Its retry policy is a few milliseconds so tests exhaust it quickly.
+//! `{"do":"reject"}` rejects. Effects the host must refuse: `{"do":"forbidden","topic":"T"}`
+//! emits to topic T (undeclared, subscribed or dead-letter), `{"do":"flood"}` makes 10 000
+//! emits, `{"do":"huge"}` one emit of 4 MiB. `{"do":"spin"}` computes for a while and then
+//! echoes (a long call that ends), `{"do":"random"}` logs a value derived from std's `HashMap`
+//! seed and then echoes (its output does not depend on it), `{"do":"spam"}` logs 100 lines with
+//! newlines and escape codes in them. Anything else is done with one emit on `hostile-out`, the
+//! one topic it declares. Its retry policy is a few milliseconds so tests exhaust it quickly; its
+//! one golden case is an echo.
 
 #[cfg(target_arch = "wasm32")]
 mod component {
-    wit_bindgen::generate!({ path: "../../../wit", world: "event-plugin" });
+    wit_bindgen::generate!({ path: "../../../wit", world: "declared-event-plugin" });
 
-    use exports::task_events::plugin::{handler, recurrence, schema};
+    use std::hash::BuildHasher as _;
+
+    use exports::task_events::plugin::{effects, handler, recurrence, schema};
+    use task_events::plugin::log::{Level, log};
     use task_events::plugin::types::*;
 
     struct Hostile;
     export!(Hostile);
 
+    const ACTIONS: [&str; 11] = [
+        "trap",
+        "loop",
+        "alloc",
+        "retry",
+        "reject",
+        "forbidden",
+        "flood",
+        "huge",
+        "spin",
+        "random",
+        "spam",
+    ];
+
     fn action(data: &str) -> &'static str {
-        for action in ["trap", "loop", "alloc", "retry", "reject"] {
+        for action in ACTIONS {
             if data.contains(&format!("\"do\":\"{action}\"")) {
                 return action;
             }
         }
         "echo"
+    }
+
+    /// The string value of `"key":"..."` in `data` (no JSON parser in a fixture this small).
+    fn field<'a>(data: &'a str, key: &str) -> &'a str {
+        let marker = format!("\"{key}\":\"");
+        let Some(start) = data.find(&marker).map(|i| i + marker.len()) else {
+            return "";
+        };
+        let end = data[start..].find('"').map_or(data.len(), |i| start + i);
+        &data[start..end]
+    }
+
+    fn echo(d: &Delivery, topic: &str, data: String) -> Emit {
+        Emit {
+            topic: topic.into(),
+            key: "k".into(),
+            id: format!("{}-out", d.id),
+            kind: "echo".into(),
+            data,
+        }
+    }
+
+    fn done(d: &Delivery, emits: Vec<Emit>) -> Outcome {
+        Outcome::Done(Handled {
+            dedupe_key: d.id.clone(),
+            emits,
+        })
     }
 
     fn problem(code: &str) -> Problem {
@@ -69,21 +119,67 @@ mod component {
                 }
                 "retry" => Outcome::Retry(problem("asked-to-retry")),
                 "reject" => Outcome::Reject(vec![problem("asked-to-reject")]),
-                _ => Outcome::Done(Handled {
-                    dedupe_key: d.id.clone(),
-                    emits: vec![Emit {
-                        topic: "hostile-out".into(),
-                        key: "k".into(),
-                        id: format!("{}-out", d.id),
-                        kind: "echo".into(),
-                        data: d.data,
-                    }],
-                }),
+                "forbidden" => {
+                    let emit = echo(&d, field(&d.data, "topic"), d.data.clone());
+                    done(&d, vec![emit])
+                }
+                "flood" => {
+                    let emits = (0..10_000)
+                        .map(|n| echo(&d, "hostile-out", n.to_string()))
+                        .collect();
+                    done(&d, emits)
+                }
+                "huge" => done(&d, vec![echo(&d, "hostile-out", "x".repeat(4 << 20))]),
+                "spin" => {
+                    let mut n: u64 = 0;
+                    for i in 0..150_000_000u64 {
+                        n = std::hint::black_box(n.wrapping_mul(31).wrapping_add(i));
+                    }
+                    std::hint::black_box(n);
+                    done(&d, vec![echo(&d, "hostile-out", d.data.clone())])
+                }
+                "random" => {
+                    // std seeds every HashMap from the WASI random seed of this instance.
+                    let probe = std::collections::hash_map::RandomState::new().hash_one(0u64);
+                    log(Level::Info, &format!("hash seed probe {probe:016x}"));
+                    done(&d, vec![echo(&d, "hostile-out", d.data.clone())])
+                }
+                "spam" => {
+                    for n in 0..100 {
+                        let line = format!("spam line {n}\nFORGED ERROR forged line\r\u{1b}[2K");
+                        log(Level::Warn, &line);
+                    }
+                    done(&d, vec![echo(&d, "hostile-out", d.data.clone())])
+                }
+                _ => done(&d, vec![echo(&d, "hostile-out", d.data.clone())]),
             }
         }
 
         fn golden_cases() -> Vec<GoldenCase> {
-            Vec::new()
+            let delivery = Delivery {
+                id: "golden-1".into(),
+                pubsub: "kafka-pubsub".into(),
+                topic: "hostile".into(),
+                kind: "com.dapr.event.sent".into(),
+                source: "golden".into(),
+                data: "{\"do\":\"echo\"}".into(),
+                attempt: 1,
+            };
+            let expected = done(
+                &delivery,
+                vec![echo(&delivery, "hostile-out", delivery.data.clone())],
+            );
+            vec![GoldenCase {
+                name: "echo".into(),
+                delivery,
+                expected,
+            }]
+        }
+    }
+
+    impl effects::Guest for Hostile {
+        fn publishes() -> Vec<String> {
+            vec!["hostile-out".into()]
         }
     }
 
