@@ -74,6 +74,11 @@ pub struct ServeArgs {
     #[arg(long, env = "TASK_EVENTS_SIDECAR_TIMEOUT_MS", default_value_t = 5_000)]
     pub sidecar_timeout_ms: u64,
 
+    /// How long one delivery retries a transient sidecar failure (5xx, refused, timeout) in
+    /// place, with jittered backoff, before answering RETRY.
+    #[arg(long, env = "TASK_EVENTS_SIDECAR_RETRY_BUDGET_MS", default_value_t = 3_000)]
+    pub sidecar_retry_budget_ms: u64,
+
     /// How long SIGTERM waits for in-flight deliveries before exiting anyway.
     #[arg(long, env = "TASK_EVENTS_SHUTDOWN_GRACE_MS", default_value_t = 30_000)]
     pub shutdown_grace_ms: u64,
@@ -130,7 +135,7 @@ impl EmbeddedArgs {
 #[derive(Debug, Clone, Args)]
 pub struct SidecarArgs {
     /// Port of the app to deliver to, on 127.0.0.1 (like daprd's --app-port).
-    #[arg(long, env = "APP_PORT", conflicts_with = "app_url")]
+    #[arg(long, env = "APP_PORT")]
     pub app_port: Option<u16>,
 
     /// Base URL of the app to deliver to, e.g. http://127.0.0.1:3000; wins over --app-port.
@@ -210,7 +215,11 @@ pub struct LimitArgs {
     pub max_retry_delays: u32,
 
     /// Sum of one retry policy's delays, in seconds; a plugin with a longer one is refused at load.
-    #[arg(long, env = "TASK_EVENTS_MAX_RETRY_TOTAL_SECS", default_value_t = 3_600)]
+    #[arg(
+        long,
+        env = "TASK_EVENTS_MAX_RETRY_TOTAL_SECS",
+        default_value_t = 3_600
+    )]
     pub max_retry_total_secs: u64,
 
     /// Let a plugin built against task-events:plugin@1.0 (it cannot declare its topics) publish
@@ -225,7 +234,11 @@ pub struct LimitArgs {
 
     /// Plugin log lines per second, across all calls (bursts of 4 seconds' worth); the rest are
     /// dropped and counted.
-    #[arg(long, env = "TASK_EVENTS_PLUGIN_LOG_LINES_PER_SEC", default_value_t = 50)]
+    #[arg(
+        long,
+        env = "TASK_EVENTS_PLUGIN_LOG_LINES_PER_SEC",
+        default_value_t = 50
+    )]
     pub plugin_log_lines_per_sec: u32,
 }
 
@@ -436,6 +449,10 @@ impl ServeArgs {
 
     pub fn sidecar_timeout(&self) -> Duration {
         Duration::from_millis(self.sidecar_timeout_ms)
+    }
+
+    pub fn sidecar_retry_budget(&self) -> Duration {
+        Duration::from_millis(self.sidecar_retry_budget_ms)
     }
 
     pub fn shutdown_grace(&self) -> Duration {

@@ -8,6 +8,12 @@ pub enum DeadLetterReason {
     Rejected,
     /// The plugin asked to retry (or failed) on every attempt of the event type's schedule.
     RetriesExhausted,
+    /// The plugin's output breaks what its manifest declares or the host's limits allow
+    /// (plugin/effects.rs): nothing of it was published.
+    EffectRefused,
+    /// The sidecar refused, for good, a request this event needs (a record too large for the
+    /// broker, a key the state store cannot hold): retrying could never succeed.
+    SidecarRefused,
 }
 
 impl DeadLetterReason {
@@ -16,6 +22,8 @@ impl DeadLetterReason {
         match self {
             DeadLetterReason::Rejected => "rejected",
             DeadLetterReason::RetriesExhausted => "retries-exhausted",
+            DeadLetterReason::EffectRefused => "effect-refused",
+            DeadLetterReason::SidecarRefused => "sidecar-refused",
         }
     }
 }

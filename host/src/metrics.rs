@@ -27,6 +27,9 @@ pub struct Metrics {
     duplicates: AtomicU64,
     dead_letter_rejected: AtomicU64,
     dead_letter_exhausted: AtomicU64,
+    dead_letter_effect: AtomicU64,
+    dead_letter_sidecar: AtomicU64,
+    sidecar_retries: AtomicU64,
     sidecar_errors: AtomicU64,
     plugin_trap: AtomicU64,
     plugin_deadline: AtomicU64,
@@ -60,8 +63,15 @@ impl Metrics {
         match reason {
             DeadLetterReason::Rejected => &self.dead_letter_rejected,
             DeadLetterReason::RetriesExhausted => &self.dead_letter_exhausted,
+            DeadLetterReason::EffectRefused => &self.dead_letter_effect,
+            DeadLetterReason::SidecarRefused => &self.dead_letter_sidecar,
         }
         .fetch_add(1, Relaxed);
+    }
+
+    /// A transient sidecar failure retried inside the delivery.
+    pub fn sidecar_retry(&self) {
+        self.sidecar_retries.fetch_add(1, Relaxed);
     }
 
     pub fn sidecar_error(&self) {
@@ -113,7 +123,14 @@ impl Metrics {
                     "{reason=\"retries-exhausted\"}",
                     &self.dead_letter_exhausted,
                 ),
+                ("{reason=\"effect-refused\"}", &self.dead_letter_effect),
+                ("{reason=\"sidecar-refused\"}", &self.dead_letter_sidecar),
             ],
+        );
+        counter(
+            "task_events_sidecar_retries_total",
+            "Transient sidecar failures retried inside a delivery.",
+            &[("", &self.sidecar_retries)],
         );
         counter(
             "task_events_sidecar_errors_total",

@@ -170,7 +170,8 @@ impl Ask<'_> {
         }
         // Invariant: the instant is > low and <= high.
         while high - low > TimeDelta::seconds(1) {
-            let mid = low + (high - low) / 2;
+            // Whole seconds: UNTIL has no fraction, so neither may the bounds.
+            let mid = low + TimeDelta::seconds((high - low).num_seconds() / 2);
             if self.instant_at_most(wall, mid)? {
                 high = mid;
             } else {

@@ -1,6 +1,6 @@
 //! `task-events-host serve`: load the plugin, pick the sidecar, serve until SIGTERM.
 //!
-//! Start-up order matters to daprd (dapr-contract.md §1): it polls the app port and then reads
+//! Start-up order matters to daprd (docs/dapr-contract.md §1): it polls the app port and then reads
 //! `/dapr/subscribe` once, so the plugin is loaded and checked *before* the port opens: a port
 //! that answers always has its subscriptions. Shutdown (SIGTERM or Ctrl-C): stop accepting,
 //! finish in-flight deliveries (a delivery waiting to retry answers RETRY at once), stop the
@@ -109,6 +109,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         state_store: args.state_store.clone(),
         app_id: args.app_id.clone(),
         shutdown: shutdown.clone(),
+        sidecar_retry_budget: args.sidecar_retry_budget(),
     });
     let app_routes = app::router(Arc::new(App {
         pipeline,

@@ -30,23 +30,54 @@ pub struct StateEntry {
 /// How a state save treats an existing key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Concurrency {
+    /// Overwrite whatever is there (daprd's default, last-write).
+    LastWrite,
     /// Insert only if absent: daprd's `first-write` with no etag.
     FirstWrite,
 }
 
+/// Why a sidecar call failed, classed by what the delivery must do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum SidecarError {
-    /// Connection refused/reset, timeout, or a 5xx: try again later, nothing is lost.
+    /// Connection refused/reset, timeout, or a 5xx: try again, nothing is lost.
     #[error("sidecar unavailable: {0}")]
     Unavailable(String),
     /// A save lost a concurrency race (409, or 500 for first-write on Redis/Postgres): the key
     /// exists. Callers re-read to tell a race from a store failure.
     #[error("state write conflict: {0}")]
     Conflict(String),
-    /// The sidecar refused the request for a reason retrying will not fix (4xx other than 409):
-    /// a misconfiguration such as an unknown pubsub or store, or a wrong API token.
-    #[error("sidecar rejected the request: {0}")]
-    Rejected(String),
+    /// The sidecar is set up differently from what the host expects (401/403: a wrong API
+    /// token; 404: no such pub/sub or state store). Every event fails the same way until an
+    /// operator fixes it, so it is retried, never dead-lettered.
+    #[error("the sidecar is misconfigured for this host: {0}")]
+    Misconfigured(String),
+    /// The sidecar will never accept this request (400, 413, a record too large for the broker):
+    /// retrying cannot help, so the event is dead-lettered with this reason.
+    #[error("the sidecar refused the request: {0}")]
+    Refused(String),
+}
+
+impl SidecarError {
+    /// Classes an HTTP error answer from daprd's API (or the embedded sidecar's).
+    pub fn from_status(status: u16, message: String) -> SidecarError {
+        // Kafka's "message too large" comes back from daprd as a 500 whose text names it.
+        let too_large = ["too large", "MessageSizeTooLarge", "message_too_large"]
+            .iter()
+            .any(|m| message.contains(m));
+        match status {
+            _ if too_large => SidecarError::Refused(message),
+            409 => SidecarError::Conflict(message),
+            401 | 403 | 404 => SidecarError::Misconfigured(message),
+            408 | 429 => SidecarError::Unavailable(message),
+            500..=599 => SidecarError::Unavailable(message),
+            _ => SidecarError::Refused(message),
+        }
+    }
+
+    /// Whether trying the same call again may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, SidecarError::Unavailable(_))
+    }
 }
 
 /// A boxed future, so [`SidecarApi`] can be used as a trait object.

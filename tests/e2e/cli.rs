@@ -184,6 +184,30 @@ fn recurrence_previews_a_rule_with_weekdays_and_offsets_from_the_plugin() {
         stdout.contains(" 2  Sun 2025-03-09 02:30:00 -05:00 (America/New_York)"),
         "{stdout}"
     );
+    // Offsets are whole seconds, whatever the zone (Nepal: +05:45; London in summer: +01:00).
+    for (tz, line) in [
+        (
+            "Asia/Kathmandu",
+            " 1  Mon 1997-05-12 09:00:00 +05:45 (Asia/Kathmandu)\n",
+        ),
+        (
+            "Europe/London",
+            " 1  Mon 1997-05-12 09:00:00 +01:00 (Europe/London)\n",
+        ),
+    ] {
+        let (ok, stdout, stderr) = run(&[
+            "recurrence",
+            "FREQ=YEARLY;BYWEEKNO=20;BYDAY=MO",
+            "--dtstart",
+            "1997-05-12T09:00:00",
+            "-n",
+            "1",
+            "--tz",
+            tz,
+        ]);
+        assert!(ok, "{stderr}");
+        assert_eq!(stdout, line);
+    }
     // Floating rules have no offset.
     let (ok, stdout, _) = run(&[
         "recurrence",

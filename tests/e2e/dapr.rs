@@ -84,20 +84,53 @@ async fn a_duplicate_delivery_publishes_nothing_new() {
 }
 
 #[tokio::test]
-async fn sidecar_failures_answer_retry_and_nothing_is_lost() {
+async fn a_sidecar_hiccup_is_absorbed_inside_the_delivery() {
     let dir = tempfile::tempdir().unwrap();
     let p = start(&dir).await;
-    // The first attempt fails reading the dedupe record, the next two publishing the new task.
+    // A failed state read, then two failed publishes of the new task: each is retried in place
+    // with backoff, so daprd never sees a RETRY (which, without a resiliency policy, it would
+    // dead-letter at once).
     p.sidecar_proxy.fail_next("/v1.0/state", 1, 500);
     p.sidecar_proxy.fail_next("/v1.0/publish", 2, 503);
     publish(&p.sidecar, &daily_completion(3)).await;
-    p.wait_answers(TASK_ROUTE, "the completion acknowledged", |a| {
-        a.contains(&"SUCCESS".to_string())
+    p.wait_answers(TASK_ROUTE, "the completion acknowledged", |a| !a.is_empty())
+        .await;
+    assert_eq!(p.answers(TASK_ROUTE)[0], "SUCCESS");
+    let failed = p
+        .sidecar_proxy
+        .journal()
+        .iter()
+        .filter(|x| x.fault.is_some())
+        .count();
+    assert_eq!(failed, 3, "the three faults happened");
+    assert_eq!(p.created().await.len(), 1, "retries did not publish twice");
+}
+
+#[tokio::test]
+async fn poison_events_are_dead_lettered_and_the_partition_moves_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = start(&dir).await;
+    // An event id the state store would refuse as a key is processed like any other.
+    let mut poison = daily_completion(11);
+    poison["event_id"] = json!("poison||1");
+    publish(&p.sidecar, &poison).await;
+    // A publish the broker refuses for good (a record too large): dead-lettered, not retried.
+    p.sidecar_proxy.fail_next("/v1.0/publish", 1, 413);
+    publish(&p.sidecar, &daily_completion(12)).await;
+    publish(&p.sidecar, &daily_completion(13)).await;
+    p.wait_answers(TASK_ROUTE, "every delivery answered", |a| {
+        a.iter().filter(|s| *s == "SUCCESS").count() >= 5
     })
     .await;
     let answers = p.answers(TASK_ROUTE);
-    assert_eq!(answers[..4], ["RETRY", "RETRY", "RETRY", "SUCCESS"], "{answers:?}");
-    assert_eq!(p.created().await.len(), 1, "retries did not publish twice");
+    assert!(answers.iter().all(|a| a == "SUCCESS"), "{answers:?}");
+    let created = p.created().await;
+    assert_eq!(created.len(), 2, "the poison id and the normal event each made their task");
+    let dlq = topic_events(&p.sidecar, "task-events-dlq").await;
+    assert_eq!(dlq.len(), 1, "{dlq:#?}");
+    assert_eq!(dlq[0]["data"]["reason"], "sidecar-refused");
+    let why = dlq[0]["data"]["problems"][0]["message"].as_str().unwrap();
+    assert!(why.contains("413"), "the reason names the cause: {why}");
 }
 
 #[tokio::test]
@@ -307,4 +340,46 @@ async fn every_single_delivery_answer_is_a_contract_status() {
         let answer: Value = resp.json().await.unwrap();
         assert_eq!(answer, json!({"status": "DROP"}), "body {body:?}");
     }
+}
+
+#[tokio::test]
+async fn a_redelivery_republishes_the_first_recorded_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = start(&dir).await;
+    // What an earlier host (or an earlier plugin version) recorded before it crashed between
+    // recording and publishing: that outcome wins over whatever the plugin answers now.
+    let first = json!({"specversion": "1.0", "id": "first-outcome", "source": "recurring-task-service",
+        "type": "task.created", "datacontenttype": "application/json", "data": {"marker": "first"}});
+    let record = json!({"state": "pending", "plugin": "task-plugin@0.9.0", "at": "2026-01-01T00:00:00Z",
+        "emits": [{"topic": "task-updates", "key": "user-1", "id": "first-outcome", "body": first.to_string()}]});
+    let status = p
+        .sidecar
+        .api(reqwest::Method::POST, "/v1.0/state/statestore")
+        .json(&json!([{"key": "processed-evt-replay", "value": record}]))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 204);
+    let mut event = daily_completion(21);
+    event["event_id"] = json!("evt-replay");
+    publish(&p.sidecar, &event).await;
+    p.wait_answers(TASK_ROUTE, "the redelivery answered", |a| !a.is_empty())
+        .await;
+    assert_eq!(p.answers(TASK_ROUTE)[0], "SUCCESS");
+    let updates = task_events_tests::embedded_api::wait_topic(
+        &p.sidecar,
+        "task-updates",
+        1,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(updates[0]["id"], "first-outcome");
+    assert_eq!(updates[0]["data"], json!({"marker": "first"}));
+    assert!(p.created().await.is_empty(), "the plugin's new answer was not published");
+    // Done now: another delivery publishes nothing.
+    publish(&p.sidecar, &event).await;
+    p.wait_answers(TASK_ROUTE, "the duplicate answered", |a| a.len() >= 2)
+        .await;
+    assert_eq!(topic_events(&p.sidecar, "task-updates").await.len(), 1);
 }

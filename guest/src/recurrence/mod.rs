@@ -230,9 +230,10 @@ fn too_sparse(rule: &Rule) -> Problem {
     Problem::new(
         "unsupported-rrule",
         format!(
-            "RRULE part FREQ: the FREQ={} search gave up after {MAX_SUB_DAILY_VISITS} periods without reaching \
-             the requested occurrences; the rule matches too rarely for its frequency (or COUNT \
-             is asked about a time far from DTSTART). Use a coarser FREQ with BYHOUR/BYMINUTE.",
+            "RRULE part FREQ: the FREQ={} search gave up after {MAX_SUB_DAILY_VISITS} periods \
+             without reaching the requested occurrences; the rule matches too rarely for its \
+             frequency (or COUNT is asked about a time far from DTSTART). Use a coarser FREQ \
+             with BYHOUR/BYMINUTE.",
             rule.freq.name()
         ),
     )

@@ -367,3 +367,33 @@ fn never_matching_rule_ends_quickly() {
         "2025-02-28T09:00:00"
     );
 }
+
+#[test]
+fn sub_daily_task_skips_missed_slots_and_counts_from_the_start() {
+    // "Every 4 hours while awake", done late at 13:10 New York (18:10Z): the 12:00 slot is
+    // missed, so the next one is 16:00, never an overdue 12:00.
+    let s = series(
+        "FREQ=HOURLY;INTERVAL=4;BYHOUR=8,12,16,20",
+        "2026-12-01T08:00:00",
+        NY,
+    );
+    assert_eq!(
+        next(&s, "2026-12-01T08:00:00", "2026-12-01T18:10:00Z", 1).as_deref(),
+        Some("2026-12-01T16:00:00")
+    );
+    // After 20:00 comes the next morning.
+    assert_eq!(
+        next(&s, "2026-12-01T20:00:00", "2026-12-02T01:05:00Z", 4).as_deref(),
+        Some("2026-12-02T08:00:00")
+    );
+    // COUNT=3 in the rule: 08:00, 12:00, 16:00, then the series is over.
+    let counted = series(
+        "FREQ=HOURLY;INTERVAL=4;BYHOUR=8,12,16,20;COUNT=3",
+        "2026-12-01T08:00:00",
+        NY,
+    );
+    assert_eq!(
+        next(&counted, "2026-12-01T16:00:00", "2026-12-01T21:01:00Z", 3),
+        None
+    );
+}

@@ -1,4 +1,4 @@
-//! The app callback daprd talks to (dapr-contract.md §1–§4), served the same in both modes.
+//! The app callback daprd talks to (docs/dapr-contract.md §1–§4), served the same in both modes.
 //!
 //! - `GET /dapr/subscribe`: the plugin's subscriptions as daprd's JSON array. daprd fetches it
 //!   once per process, so the set of routes is fixed when the host starts; a swapped plugin

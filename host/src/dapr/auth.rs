@@ -1,4 +1,4 @@
-//! API tokens on the HTTP surface (dapr-contract.md §5, §7).
+//! API tokens on the HTTP surface (docs/dapr-contract.md §5, §7).
 //!
 //! With APP_API_TOKEN set, daprd sends it as `dapr-api-token` on every call to the app, and the
 //! app must refuse calls without it; `/healthz` (daprd's app health probe sends no token) and

@@ -1,4 +1,4 @@
-//! The daprd HTTP API as the pipeline uses it: publish and one-key state (dapr-contract.md §5).
+//! The daprd HTTP API as the pipeline uses it: publish and one-key state (docs/dapr-contract.md §5).
 //!
 //! Every call carries `dapr-api-token` when configured and has a timeout. Answers are mapped to
 //! `SidecarError` by what the caller must do: transport errors, timeouts and 5xx are
@@ -165,15 +165,10 @@ fn transport(e: reqwest::Error) -> SidecarError {
 
 fn status_error(status: StatusCode, what: &str, body: String) -> SidecarError {
     let body: String = body.chars().take(512).collect();
-    let message = format!("{what}: daprd answered {status}: {body}");
-    if status.is_server_error()
-        || status == StatusCode::TOO_MANY_REQUESTS
-        || status == StatusCode::REQUEST_TIMEOUT
-    {
-        SidecarError::Unavailable(message)
-    } else {
-        SidecarError::Rejected(message)
-    }
+    SidecarError::from_status(
+        status.as_u16(),
+        format!("{what}: daprd answered {status}: {body}"),
+    )
 }
 
 impl crate::sidecar::SidecarApi for DaprClient {

@@ -1,6 +1,6 @@
 //! Incoming CloudEvents, parsed once at the edge into what the plugin needs.
 //!
-//! daprd delivers the exact broker bytes (dapr-contract.md §2). What a publisher sends decides
+//! daprd delivers the exact broker bytes (docs/dapr-contract.md §2). What a publisher sends decides
 //! where the task event sits: `data` as a JSON object (publisher used `application/json` or its
 //! own CloudEvent), `data` as a JSON *string* (publisher sent JSON as `text/plain`, e.g. `curl -d`
 //! with no content type: a common Dapr mistake, §9.5, accepted when the string holds JSON),

@@ -1,4 +1,4 @@
-//! The sidecar API routes, as daprd serves them (dapr-contract.md §5), plus the embedded-only
+//! The sidecar API routes, as daprd serves them (docs/dapr-contract.md §5), plus the embedded-only
 //! `/v1.0-embedded/topics` views (`topics.rs`).
 //!
 //! Parsing happens here, once: path parameters are URL-unescaped like daprd's

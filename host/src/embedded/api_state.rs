@@ -1,4 +1,4 @@
-//! State routes (dapr-contract.md §5 State): get, save, delete, bulk get, transaction.
+//! State routes (docs/dapr-contract.md §5 State): get, save, delete, bulk get, transaction.
 //!
 //! Request bodies are decoded here into [`StateOp`]s; the etag rules live in `state.rs`.
 //! Values are stored as the compact JSON of the item's `value` (daprd's Redis store also keeps

@@ -1,4 +1,4 @@
-//! Bulk delivery for subscriptions with `bulkSubscribe.enabled` (dapr-contract.md §4).
+//! Bulk delivery for subscriptions with `bulkSubscribe.enabled` (docs/dapr-contract.md §4).
 //!
 //! A batch is up to `maxMessagesCount` records already in the partition (default 80, Kafka's);
 //! it is sent at once rather than after waiting up to `maxAwaitDurationMs` for more: an app

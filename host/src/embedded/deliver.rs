@@ -1,4 +1,4 @@
-//! One delivery of one record to the app, as daprd makes it (dapr-contract.md §2, §3).
+//! One delivery of one record to the app, as daprd makes it (docs/dapr-contract.md §2, §3).
 //!
 //! [`prepare`] does what daprd does before any HTTP call (rawPayload wrapper, "is it a JSON
 //! object", expiry, routing) and [`deliver`] POSTs to the app (`app_channel.rs`) and reads the

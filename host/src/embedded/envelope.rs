@@ -1,4 +1,4 @@
-//! What a publish puts on the broker: daprd's envelope rules (dapr-contract.md §2.1), the
+//! What a publish puts on the broker: daprd's envelope rules (docs/dapr-contract.md §2.1), the
 //! `rawPayload` delivery wrapper (§2), and which partition a record lands in.
 //!
 //! Pure functions of (request, clock, uuid): no I/O. Fails only with daprd's publish errors

@@ -128,7 +128,7 @@ impl ApiError {
     pub fn into_sidecar(self) -> SidecarError {
         let msg = format!("{} ({})", self.message, self.code);
         match self.class {
-            Class::Rejected => SidecarError::Rejected(msg),
+            Class::Rejected => SidecarError::from_status(self.status.as_u16(), msg),
             Class::Conflict => SidecarError::Conflict(msg),
             Class::Unavailable => SidecarError::Unavailable(msg),
         }

@@ -1,4 +1,4 @@
-//! The embedded sidecar: daprd's HTTP contract (reference/dapr-contract.md), served from this
+//! The embedded sidecar: daprd's HTTP contract (docs/dapr-contract.md), served from this
 //! process and durable in one redb file, for machines without Dapr. Not a mock: what it accepts
 //! survives `kill -9` and is delivered after a restart.
 //!
@@ -35,8 +35,8 @@
 //! locked by another host, partition count changed, ...). Requests fail as daprd's do (status +
 //! `errorCode`); in-process callers get a [`SidecarError`] classed by what to do next.
 //!
-//! Not implemented: API tokens (the host wraps [`Embedded::routes`] in its own token layer),
-//! state TTLs, `/v1.0/metadata`, CEL beyond `event.<field> ==|!= "<string>"`, and tracing.
+//! Not implemented: state TTLs, CEL beyond `event.<field> ==|!= "<string>"`, and tracing.
+//! API tokens are a layer the caller puts around [`Embedded::routes`] (`serve`, `sidecar`).
 
 mod api;
 mod app_channel;

@@ -1,4 +1,4 @@
-//! State store semantics, Redis-flavoured (dapr-contract.md §5 State).
+//! State store semantics, Redis-flavoured (docs/dapr-contract.md §5 State).
 //!
 //! ETags are per-key counters `"1"`, `"2"`, ... (what `state.redis` returns). A save:
 //! - with an etag: applies only if it equals the current one (missing key = mismatch) -> 409;

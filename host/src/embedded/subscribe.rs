@@ -1,4 +1,4 @@
-//! Reading the app's `GET /dapr/subscribe` answer as daprd does (dapr-contract.md §1).
+//! Reading the app's `GET /dapr/subscribe` answer as daprd does (docs/dapr-contract.md §1).
 //!
 //! Decoding follows Go `encoding/json` into `SubscriptionJSON`: keys match case-insensitively,
 //! unknown keys are ignored, `null` leaves a field empty, a later duplicate key wins, and a type

@@ -327,7 +327,7 @@ async fn survives_reopen() {
         })
         .await
         .unwrap_err();
-    assert!(matches!(err, SidecarError::Rejected(_)), "{err}");
+    assert!(matches!(err, SidecarError::Misconfigured(_)), "{err}");
     e.inner.store.commit("task-events", "t", 1, 5).unwrap();
     assert!(matches!(
         Embedded::open(config(dir.path())),

@@ -8,7 +8,11 @@
 //!   delays or in total time) than the host allows. A plugin built against 1.0.0 declares
 //!   nothing (`declared: None`): it may publish nowhere, unless the operator passed
 //!   `--allow-undeclared-topics`, which lets it publish to any topic that is neither subscribed
-//!   nor a dead-letter topic (the old behaviour, minus the loops).
+//!   nor a dead-letter topic (the old behaviour, minus the loops). Why nothing rather than the
+//!   task plugin's topics: the host cannot know what an arbitrary 1.0.0 plugin is for, and a
+//!   default would grant a swapped-in plugin another plugin's topics. The canary checks golden
+//!   outcomes against the policy too, so a 1.0.0 plugin whose golden cases publish is refused
+//!   at load, not discovered in production.
 //! - Per delivery, `check` is a pure function of the policy and the emits: it returns the first
 //!   `EffectViolation` (too many emits, an emit too large, a dead-letter topic, a subscribed
 //!   topic not declared, an undeclared topic, a malformed topic or key) or `Ok`. It never

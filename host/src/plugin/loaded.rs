@@ -132,7 +132,7 @@ impl Plugin {
         };
         let manifest = plugin.manifest_call().map_err(LoadError::Manifest)?;
         check_manifest(&manifest)?;
-        let declared = plugin.declared_topics().map_err(LoadError::Effects)?;
+        let declared = plugin.declared_topics()?;
         plugin.effects = EffectPolicy::new(&manifest, declared, runtime.limits().effects)?;
         plugin.name = manifest.name.clone();
         plugin.version = manifest.version.clone();
@@ -170,22 +170,22 @@ impl Plugin {
 
     /// The topics the plugin declares (`effects.publishes`), or `None` when it does not export
     /// `effects` (built against 1.0.0).
-    fn declared_topics(&self) -> Result<Option<Vec<String>>, CallError> {
+    fn declared_topics(&self) -> Result<Option<Vec<String>>, LoadError> {
         let component = self.pre.instance_pre().component();
         let Some(interface) = component.get_export_index(None, EFFECTS_EXPORT) else {
             return Ok(None);
         };
         let Some(func) = component.get_export_index(Some(&interface), EFFECTS_PUBLISHES) else {
-            return Err(CallError::Trap {
-                plugin: self.label.to_string(),
-                reason: format!("it exports {EFFECTS_EXPORT} without `{EFFECTS_PUBLISHES}`"),
-            });
+            return Err(LoadError::WorldMismatch(format!(
+                "it exports {EFFECTS_EXPORT} without the function `{EFFECTS_PUBLISHES}`"
+            )));
         };
         self.call_instance(|instance, store| {
             let publishes = instance.get_typed_func::<(), (Vec<String>,)>(&mut *store, &func)?;
             let (topics,) = publishes.call(&mut *store, ())?;
             Ok(Some(topics))
         })
+        .map_err(LoadError::Effects)
     }
 
     /// Runs `f` against a fresh instance under the runtime's limits: the one way every export is
