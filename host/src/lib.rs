@@ -9,7 +9,6 @@
 pub mod cli;
 pub mod config;
 pub mod plugin;
-pub mod recurrence_preview;
 
 mod admin;
 mod dapr;
@@ -17,6 +16,7 @@ mod dead_letter;
 mod embedded;
 mod metrics;
 mod pipeline;
+mod recurrence_preview;
 mod serve;
 mod sidecar;
 mod standalone;

@@ -1,6 +1,7 @@
 //! Calendar arithmetic the BY parts need: week numbers with WKST (BYWEEKNO), days of the year
 //! (BYYEARDAY), days of the month counted from either end (BYMONTHDAY), and the day-level
-//! limits every frequency below WEEKLY applies.
+//! limits every frequency below WEEKLY applies; plus what every expansion shares: the last year
+//! a date may have, the outcome of expanding one period, and BYSETPOS.
 //!
 //! Week numbering follows RFC 5545 §3.3.10 (ISO 8601 generalised to any WKST): weeks start on
 //! WKST, and week 1 is the first week with at least four days in the year, i.e. the week that
@@ -8,7 +9,7 @@
 //! and one late in December to week 1 of the next: each date is numbered in its own week-year,
 //! and a negative BYWEEKNO counts back from the last week of that week-year.
 
-use chrono::{Datelike, Days, NaiveDate, Weekday};
+use chrono::{Datelike, Days, NaiveDate, NaiveDateTime, Weekday};
 
 use super::rule::{Freq, Rule};
 
@@ -140,4 +141,41 @@ mod tests {
         assert!(is_year_day(d(2025, 1, 1), -365));
         assert!(!is_year_day(d(2025, 12, 31), 366));
     }
+}
+
+/// The last year any computed date may have.
+pub const MAX_YEAR: i32 = 9999;
+
+/// What expanding one period gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expanded {
+    /// The period starts beyond year 9999: the caller stops.
+    Beyond,
+    /// `out` holds the period's set. `skip_to`: no period with a key below it can hold
+    /// anything, so the caller may jump there (sub-daily rules skip whole days or hours).
+    Set { skip_to: Option<i64> },
+}
+
+/// BYSETPOS: the n-th (negative: from the end) members of the period's sorted set.
+pub fn apply_set_pos(positions: &[i32], set: &mut Vec<NaiveDateTime>) {
+    if positions.is_empty() {
+        return;
+    }
+    let n = set.len() as i64;
+    let mut picked: Vec<NaiveDateTime> = positions
+        .iter()
+        .filter_map(|&p| {
+            let index = if p > 0 {
+                i64::from(p) - 1
+            } else {
+                n + i64::from(p)
+            };
+            usize::try_from(index)
+                .ok()
+                .and_then(|i| set.get(i).copied())
+        })
+        .collect();
+    picked.sort_unstable();
+    picked.dedup();
+    *set = picked;
 }

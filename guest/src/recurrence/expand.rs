@@ -22,24 +22,12 @@
 use chrono::{Datelike, Days, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 
 use super::calendar::{
+    Expanded, MAX_YEAR, apply_set_pos,
     day_passes_limits, days_in_month, days_until, in_weeks, is_month_day, is_year_day, week_start,
     ymd,
 };
 use super::rule::{Freq, Rule, Skip, WeekdayNum};
 use super::sub_daily;
-
-/// The last year any computed date may have.
-pub const MAX_YEAR: i32 = 9999;
-
-/// What expanding one period gave.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expanded {
-    /// The period starts beyond year 9999: the caller stops.
-    Beyond,
-    /// `out` holds the period's set. `skip_to`: no period with a key below it can hold
-    /// anything, so the caller may jump there (sub-daily rules skip whole days or hours).
-    Set { skip_to: Option<i64> },
-}
 
 /// The key of the period that contains `t`.
 pub fn period_key(rule: &Rule, t: NaiveDateTime) -> i64 {
@@ -327,26 +315,3 @@ fn resolve_month_day(year: i32, month: u32, md: i32, skip: Skip) -> Option<Naive
     }
 }
 
-/// BYSETPOS: the n-th (negative: from the end) members of the period's sorted set.
-pub fn apply_set_pos(positions: &[i32], set: &mut Vec<NaiveDateTime>) {
-    if positions.is_empty() {
-        return;
-    }
-    let n = set.len() as i64;
-    let mut picked: Vec<NaiveDateTime> = positions
-        .iter()
-        .filter_map(|&p| {
-            let index = if p > 0 {
-                i64::from(p) - 1
-            } else {
-                n + i64::from(p)
-            };
-            usize::try_from(index)
-                .ok()
-                .and_then(|i| set.get(i).copied())
-        })
-        .collect();
-    picked.sort_unstable();
-    picked.dedup();
-    *set = picked;
-}

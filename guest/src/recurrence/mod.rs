@@ -57,7 +57,8 @@ mod tests_series_inputs;
 use chrono::{Datelike, NaiveDateTime, TimeDelta};
 
 use crate::problem::Problem;
-use expand::{Expanded, MAX_YEAR, expand_period, period_key, period_step};
+use calendar::{Expanded, MAX_YEAR};
+use expand::{expand_period, period_key, period_step};
 use rule::{Freq, Rule, Until};
 use zone::Zone;
 pub use zone::{format_local, parse_local};

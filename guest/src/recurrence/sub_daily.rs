@@ -14,8 +14,7 @@
 
 use chrono::{DateTime, Datelike, Days, NaiveDateTime, NaiveTime, Timelike};
 
-use super::calendar::day_passes_limits;
-use super::expand::{Expanded, MAX_YEAR, apply_set_pos};
+use super::calendar::{Expanded, MAX_YEAR, apply_set_pos, day_passes_limits};
 use super::rule::{Freq, Rule};
 
 /// Seconds in one period of `freq` (sub-daily frequencies only; 1 for anything else).

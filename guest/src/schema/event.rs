@@ -22,7 +22,6 @@ use super::codes;
 use super::duration::{self, Lead};
 use super::fields::{Obj, Problems};
 use super::recurrence::{self, RecurrenceSpec};
-use super::resolve;
 use super::time::{DateKind, DateValue, parse_instant};
 use super::version::Version;
 use crate::problem::Problem;
@@ -252,7 +251,7 @@ fn check_rule(pl: &Payload, m: &Map<String, Value>, timestamp: Option<&Stamp>, p
         None if given("due_date") => None,
         None => completion.map(|c| DateKind::Instant(c.at)),
     };
-    resolve::check_rule(spec, reference, p);
+    recurrence::check_rule(spec, reference, p);
 }
 
 fn read_payload(o: Obj<'_>, version: Version, p: &mut Problems) -> Payload {

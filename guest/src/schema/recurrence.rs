@@ -21,10 +21,12 @@
 
 use chrono_tz::Tz;
 
+use super::clock::Clock;
 use super::codes;
 use super::fields::{Obj, Problems};
-use super::time::DateValue;
+use super::time::{DateKind, DateValue, format_local};
 use super::version::Version;
+use crate::recurrence;
 use crate::recurrence::exceptions::MAX_EXCEPTIONS;
 use crate::series::{self, Anchor, Missed, MonthOverflow};
 
@@ -389,4 +391,36 @@ fn read_choice<T: Copy>(
         );
     }
     found
+}
+
+/// Where the rule's problems are reported.
+pub const RRULE_POINTER: &str = "/payload/recurrence/rrule";
+
+/// Asks the engine whether an explicit RRULE is valid for this series (its zone decides, for
+/// example, which UNTIL form is allowed), reporting its problem at [`RRULE_POINTER`].
+/// `reference` is the due date (else the completion) when known. Runs even when other fields
+/// are broken: with no zone to go by, only the zone-independent checks run, so no problem is
+/// invented.
+pub(super) fn check_rule(spec: &RecurrenceSpec, reference: Option<DateKind>, p: &mut Problems) {
+    let Some(rrule) = &spec.rrule else { return };
+    // With a tzid the clock is known, and any date will do as a start if none is usable.
+    let any_date = chrono::NaiveDate::from_ymd_opt(2000, 1, 1).map(DateKind::Date);
+    let reference = if spec.tzid.is_some() {
+        reference.or(any_date)
+    } else {
+        reference
+    };
+    let result = match reference {
+        None => recurrence::validate_rule(rrule),
+        Some(reference) => {
+            let clock = Clock::resolve(spec.tzid, &reference);
+            let start = spec.dtstart.as_ref().map(|d| d.kind).unwrap_or(reference);
+            let start = format_local(clock.wall(&start));
+            recurrence::occurrences_after(rrule, &start, clock.engine_tz().as_deref(), &start, 1)
+                .map(|_| ())
+        }
+    };
+    if let Err(e) = result {
+        p.0.push(e.under(RRULE_POINTER));
+    }
 }

@@ -16,15 +16,12 @@ use chrono::NaiveDateTime;
 
 use super::clock::Clock;
 use super::event::{Stamp, TaskEvent};
-use super::fields::Problems;
 use super::recurrence::RecurrenceSpec;
 use super::time::{DateForm, DateKind, DateValue, format_local};
-use crate::recurrence;
 use crate::recurrence::exceptions::{ExceptionDate, Exceptions};
 use crate::series::{End, Series};
 
-/// Where the rule's problems are reported.
-pub const RRULE_POINTER: &str = "/payload/recurrence/rrule";
+pub use super::recurrence::RRULE_POINTER;
 
 /// Everything the handler needs to ask for, and write, the next occurrence.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,34 +89,6 @@ fn exceptions_of(spec: &RecurrenceSpec, clock: Clock) -> Exceptions {
     }
 }
 
-/// Asks the engine whether an explicit RRULE is valid for this series (its zone decides, for
-/// example, which UNTIL form is allowed), reporting its problem at [`RRULE_POINTER`].
-/// `reference` is the due date (else the completion) when known. Runs even when other fields
-/// are broken: with no zone to go by, only the zone-independent checks run, so no problem is
-/// invented.
-pub(super) fn check_rule(spec: &RecurrenceSpec, reference: Option<DateKind>, p: &mut Problems) {
-    let Some(rrule) = &spec.rrule else { return };
-    // With a tzid the clock is known, and any date will do as a start if none is usable.
-    let any_date = chrono::NaiveDate::from_ymd_opt(2000, 1, 1).map(DateKind::Date);
-    let reference = if spec.tzid.is_some() {
-        reference.or(any_date)
-    } else {
-        reference
-    };
-    let result = match reference {
-        None => recurrence::validate_rule(rrule),
-        Some(reference) => {
-            let clock = Clock::resolve(spec.tzid, &reference);
-            let start = spec.dtstart.as_ref().map(|d| d.kind).unwrap_or(reference);
-            let start = format_local(clock.wall(&start));
-            recurrence::occurrences_after(rrule, &start, clock.engine_tz().as_deref(), &start, 1)
-                .map(|_| ())
-        }
-    };
-    if let Err(e) = result {
-        p.0.push(e.under(RRULE_POINTER));
-    }
-}
 
 fn reference(due: Option<&DateValue>, completion: &Stamp) -> DateKind {
     due.map(|d| d.kind)
