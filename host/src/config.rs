@@ -76,7 +76,11 @@ pub struct ServeArgs {
 
     /// How long one delivery retries a transient sidecar failure (5xx, refused, timeout) in
     /// place, with jittered backoff, before answering RETRY.
-    #[arg(long, env = "TASK_EVENTS_SIDECAR_RETRY_BUDGET_MS", default_value_t = 3_000)]
+    #[arg(
+        long,
+        env = "TASK_EVENTS_SIDECAR_RETRY_BUDGET_MS",
+        default_value_t = 3_000
+    )]
     pub sidecar_retry_budget_ms: u64,
 
     /// How long SIGTERM waits for in-flight deliveries before exiting anyway.
@@ -91,6 +95,14 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub swap: SwapArgs,
+
+    #[command(flatten)]
+    pub http: HttpArgs,
+
+    /// Token that `GET /metrics` requires (`authorization: Bearer <token>`); without one
+    /// `/metrics` is open, as Prometheus scrapers usually expect.
+    #[arg(long, env = "TASK_EVENTS_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 /// The embedded sidecar's own settings, shared by `serve` (in-process) and `sidecar`.
@@ -172,6 +184,9 @@ pub struct SidecarArgs {
 
     #[command(flatten)]
     pub embedded: EmbeddedArgs,
+
+    #[command(flatten)]
+    pub http: HttpArgs,
 }
 
 impl SidecarArgs {
@@ -482,3 +497,72 @@ pub fn warn_if_exposed(address: std::net::SocketAddr, has_token: bool, token_nam
     }
 }
 
+/// What one HTTP request may cost the listener (`http_limits.rs`, `http_server.rs`): shared by
+/// `serve` and `sidecar`.
+#[derive(Debug, Clone, Args)]
+pub struct HttpArgs {
+    /// Largest request body on the Dapr-facing and sidecar API routes, in bytes; a larger one
+    /// gets 413 (daprd's --max-body-size default is 4 MiB). `/admin/plugin` has its own cap.
+    #[arg(long, env = "TASK_EVENTS_MAX_BODY_BYTES", default_value_t = 4 << 20)]
+    pub max_body_bytes: u64,
+
+    /// Entries one bulk request may carry (a bulk delivery to the app, a bulk publish to the
+    /// sidecar); a larger batch gets 413 and none of it is processed.
+    #[arg(long, env = "TASK_EVENTS_MAX_BULK_ENTRIES", default_value_t = 1_000)]
+    pub max_bulk_entries: u32,
+
+    /// Largest request head (request line and headers), in bytes; a larger one gets 431.
+    #[arg(long, env = "TASK_EVENTS_MAX_HEADER_BYTES", default_value_t = 64 << 10)]
+    pub max_header_bytes: u32,
+
+    /// Time a client has to send a request's headers; a slower one is disconnected.
+    #[arg(
+        long,
+        env = "TASK_EVENTS_HEADER_READ_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub header_read_timeout_ms: u64,
+
+    /// Time a client has to send a request's body; a slower one gets 408.
+    #[arg(
+        long,
+        env = "TASK_EVENTS_BODY_READ_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
+    pub body_read_timeout_ms: u64,
+}
+
+/// `HttpArgs` as the listener uses them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    pub max_body_bytes: usize,
+    pub max_bulk_entries: usize,
+    pub max_header_bytes: usize,
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            max_body_bytes: 4 << 20,
+            max_bulk_entries: 1_000,
+            max_header_bytes: 64 << 10,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl HttpArgs {
+    pub fn limits(&self) -> HttpLimits {
+        HttpLimits {
+            max_body_bytes: usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX),
+            max_bulk_entries: (self.max_bulk_entries as usize).max(1),
+            // hyper's floor: a read buffer smaller than 8 KiB cannot hold ordinary requests.
+            max_header_bytes: (self.max_header_bytes as usize).max(8 << 10),
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms.max(1)),
+            body_read_timeout: Duration::from_millis(self.body_read_timeout_ms.max(1)),
+        }
+    }
+}

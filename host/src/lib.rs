@@ -20,6 +20,7 @@ mod recurrence_preview;
 mod serve;
 mod sidecar;
 mod standalone;
+mod trace_context;
 
 /// The task plugin built with this host (guest/), run when `serve` gets no `--guest`.
 pub const BUNDLED_PLUGIN: &[u8] = include_bytes!(env!("TASK_PLUGIN_WASM"));

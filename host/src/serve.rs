@@ -21,7 +21,7 @@ use crate::dapr::app::{self, App};
 use crate::dapr::auth::require_dapr_api_token;
 use crate::dapr::client::DaprClient;
 use crate::embedded::{AppChannel, Embedded};
-use crate::metrics::Metrics;
+use crate::metrics::{Instrumented, Metrics};
 use crate::pipeline::Pipeline;
 use crate::plugin::cache::CompileCache;
 use crate::plugin::loaded::sha256_hex;
@@ -75,14 +75,15 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         format!("start-up ({origin})"),
         None,
     )));
-    let metrics = Arc::new(Metrics::default());
+    let topics: Vec<&str> = subscriptions.iter().map(|s| s.topic.as_str()).collect();
+    let metrics = Arc::new(Metrics::new(&topics));
     let swapper = Swapper::start(
         preparer,
         registry.clone(),
         args.swap.rollback_policy(),
         subscriptions.clone(),
     );
-    metrics.add_source(swapper.clone());
+    metrics.watch_plugin(swapper.clone());
 
     let shutdown = CancellationToken::new();
     let (sidecar, embedded) = match args.sidecar_mode() {
@@ -97,13 +98,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         SidecarMode::Embedded => {
             let embedded = Embedded::open(args.embedded.config(&args.app_id, &args.state_store))?;
-            tracing::info!("sidecar: embedded, data in {}", args.embedded.data_dir.display());
+            tracing::info!(
+                "sidecar: embedded, data in {}",
+                args.embedded.data_dir.display()
+            );
             (Arc::new(embedded.clone()) as Sidecar, Some(embedded))
         }
     };
 
     let pipeline = Arc::new(Pipeline {
-        sidecar,
+        sidecar: Instrumented::wrap(sidecar, metrics.clone()),
         registry,
         metrics,
         state_store: args.state_store.clone(),
@@ -136,7 +140,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         public = public.merge(sidecar_routes);
         let (embedded, shutdown) = (embedded.clone(), shutdown.clone());
         delivery = Some(tokio::spawn(async move {
-            embedded.run_delivery(AppChannel::InProcess(app_routes), shutdown).await
+            embedded
+                .run_delivery(AppChannel::InProcess(app_routes), shutdown)
+                .await
         }));
     }
 

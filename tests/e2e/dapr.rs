@@ -60,7 +60,10 @@ async fn subscriptions_deliveries_publish_and_idempotency_record() {
     );
     let saved = p
         .sidecar
-        .api(reqwest::Method::GET, "/v1.0/state/statestore/processed-evt-1")
+        .api(
+            reqwest::Method::GET,
+            "/v1.0/state/statestore/processed-evt-1",
+        )
         .send()
         .await
         .unwrap();
@@ -125,7 +128,11 @@ async fn poison_events_are_dead_lettered_and_the_partition_moves_on() {
     let answers = p.answers(TASK_ROUTE);
     assert!(answers.iter().all(|a| a == "SUCCESS"), "{answers:?}");
     let created = p.created().await;
-    assert_eq!(created.len(), 2, "the poison id and the normal event each made their task");
+    assert_eq!(
+        created.len(),
+        2,
+        "the poison id and the normal event each made their task"
+    );
     let dlq = topic_events(&p.sidecar, "task-events-dlq").await;
     assert_eq!(dlq.len(), 1, "{dlq:#?}");
     assert_eq!(dlq[0]["data"]["reason"], "sidecar-refused");
@@ -213,7 +220,11 @@ async fn a_body_that_is_not_a_cloudevent_is_dropped_to_the_sidecars_dead_letter_
         Duration::from_secs(30),
     )
     .await;
-    assert_eq!(dlq, [json!({"hello": "world"})], "the sidecar forwards the original bytes");
+    assert_eq!(
+        dlq,
+        [json!({"hello": "world"})],
+        "the sidecar forwards the original bytes"
+    );
 }
 
 #[tokio::test]
@@ -235,8 +246,10 @@ async fn tokens_in_both_directions() {
     )
     .await;
     publish(&p.sidecar, &daily_completion(5)).await;
-    p.wait_answers(TASK_ROUTE, "a SUCCESS", |a| a.contains(&"SUCCESS".to_string()))
-        .await;
+    p.wait_answers(TASK_ROUTE, "a SUCCESS", |a| {
+        a.contains(&"SUCCESS".to_string())
+    })
+    .await;
     assert_eq!(p.created().await.len(), 1);
     let unauthenticated = reqwest::Client::new()
         .post(format!("{}{TASK_ROUTE}", p.host.base))
@@ -250,7 +263,11 @@ async fn tokens_in_both_directions() {
         .send()
         .await
         .unwrap();
-    assert_eq!(no_token.status(), 401, "the sidecar API requires DAPR_API_TOKEN");
+    assert_eq!(
+        no_token.status(),
+        401,
+        "the sidecar API requires DAPR_API_TOKEN"
+    );
 }
 
 #[tokio::test]
@@ -376,7 +393,10 @@ async fn a_redelivery_republishes_the_first_recorded_outcome() {
     .await;
     assert_eq!(updates[0]["id"], "first-outcome");
     assert_eq!(updates[0]["data"], json!({"marker": "first"}));
-    assert!(p.created().await.is_empty(), "the plugin's new answer was not published");
+    assert!(
+        p.created().await.is_empty(),
+        "the plugin's new answer was not published"
+    );
     // Done now: another delivery publishes nothing.
     publish(&p.sidecar, &event).await;
     p.wait_answers(TASK_ROUTE, "the duplicate answered", |a| a.len() >= 2)

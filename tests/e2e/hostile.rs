@@ -23,10 +23,19 @@ async fn traps_deadlines_and_memory_limits_fail_one_delivery_each() {
     ];
     let host = HostProcess::embedded(HOST, dir.path(), &limits, &[]).await;
     for action in ["trap", "loop", "alloc", "retry", "reject"] {
-        embedded_api::publish_to(&host, "hostile", &json!({"event_id": action, "do": action}))
-            .await;
+        embedded_api::publish_to(
+            &host,
+            "hostile",
+            &json!({"user_id": "k", "event_id": action, "do": action}),
+        )
+        .await;
     }
-    embedded_api::publish_to(&host, "hostile", &json!({"event_id": "fine", "do": "echo"})).await;
+    embedded_api::publish_to(
+        &host,
+        "hostile",
+        &json!({"user_id": "k", "event_id": "fine", "do": "echo"}),
+    )
+    .await;
 
     let deadline = Instant::now() + Duration::from_secs(60);
     let (dead, out) = loop {
@@ -119,8 +128,7 @@ async fn wait_records(host: &HostProcess, topic: &str, n: usize) -> Vec<serde_js
 async fn effects_the_plugin_did_not_declare_are_dead_lettered_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let host = HostProcess::embedded(HOST, dir.path(), &["--guest", HOSTILE_WASM], &[]).await;
-    let forbidden =
-        |id: &str, topic: &str| json!({"event_id": id, "do": "forbidden", "topic": topic});
+    let forbidden = |id: &str, topic: &str| json!({"user_id": "k", "event_id": id, "do": "forbidden", "topic": topic});
     let cases = [
         (
             forbidden("undeclared", "elsewhere"),
@@ -136,18 +144,28 @@ async fn effects_the_plugin_did_not_declare_are_dead_lettered_with_the_reason() 
         ),
         (forbidden("space", "a b"), "effect-refused:bad-topic"),
         (
-            json!({"event_id": "flood", "do": "flood"}),
+            json!({"user_id": "k", "event_id": "flood", "do": "flood"}),
             "effect-refused:too-many-emits",
         ),
         (
-            json!({"event_id": "huge", "do": "huge"}),
+            json!({"user_id": "k", "event_id": "huge", "do": "huge"}),
             "effect-refused:emit-too-large",
+        ),
+        // The plugin keys its emits "k": an event of another user may not publish there.
+        (
+            json!({"user_id": "someone-else", "event_id": "foreign", "do": "echo"}),
+            "effect-refused:foreign-partition-key",
         ),
     ];
     for (event, _) in &cases {
         embedded_api::publish_to(&host, "hostile", event).await;
     }
-    embedded_api::publish_to(&host, "hostile", &json!({"event_id": "fine", "do": "echo"})).await;
+    embedded_api::publish_to(
+        &host,
+        "hostile",
+        &json!({"user_id": "k", "event_id": "fine", "do": "echo"}),
+    )
+    .await;
 
     let dead = wait_records(&host, "hostile-dlq", cases.len()).await;
     let out = wait_records(&host, "hostile-out", 1).await;
@@ -159,7 +177,7 @@ async fn effects_the_plugin_did_not_declare_are_dead_lettered_with_the_reason() 
             .unwrap_or_else(|| panic!("no dead letter for {id}: {dead:#?}"));
         // The problem names the refused effect (plugin/effects.rs); the record's `reason` is
         // the pipeline's (host/src/dead_letter.rs).
-        assert_ne!(record["data"]["reason"], "retries-exhausted", "{record:#}");
+        assert_eq!(record["data"]["reason"], "effect-refused", "{record:#}");
         assert_eq!(record["data"]["problems"][0]["code"], *code, "{record:#}");
     }
     let message = |id: &str| {
@@ -208,7 +226,7 @@ async fn guest_seeds_differ_per_instance_and_logs_neither_flood_nor_forge() {
 
     // Two deliveries, two fresh instances: two different HashMap seeds inside the guest.
     for id in ["random-1", "random-2"] {
-        let event = json!({"event_id": id, "do": "random"});
+        let event = json!({"user_id": "k", "event_id": id, "do": "random"});
         embedded_api::publish_to(&host, "hostile", &event).await;
     }
     wait_records(&host, "hostile-out", 2).await;
@@ -223,7 +241,7 @@ async fn guest_seeds_differ_per_instance_and_logs_neither_flood_nor_forge() {
     // 3 calls of 100 lines each: the per-call cap (64) alone would let 192 through; the budget
     // across calls (1 line a second, bursts of 4) lets through only a handful.
     for id in ["spam-1", "spam-2", "spam-3"] {
-        let event = json!({"event_id": id, "do": "spam"});
+        let event = json!({"user_id": "k", "event_id": id, "do": "spam"});
         embedded_api::publish_to(&host, "hostile", &event).await;
     }
     // An event id with a line break, and a reject, so the pipeline logs the id.

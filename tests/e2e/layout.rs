@@ -15,6 +15,13 @@ fn no_module_imports_another_in_a_cycle() {
         .expect("tools/module-cycles needs python3 on PATH");
     let report = String::from_utf8_lossy(&out.stdout);
     println!("{report}");
-    assert!(out.status.success(), "import cycles:\n{report}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(report.contains("host/src:"), "the tool read the tree:\n{report}");
+    assert!(
+        out.status.success(),
+        "import cycles:\n{report}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        report.contains("host/src:"),
+        "the tool read the tree:\n{report}"
+    );
 }

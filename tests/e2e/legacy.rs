@@ -86,7 +86,7 @@ async fn a_plugin_that_declares_no_topics_publishes_nothing_unless_allowed() {
 
     let strict_dir = tempfile::tempdir().unwrap();
     let strict = HostProcess::embedded(HOST, strict_dir.path(), &args, &[]).await;
-    publish_to(&strict, "legacy", &json!({"event_id": "a"})).await;
+    publish_to(&strict, "legacy", &json!({"user_id": "k", "event_id": "a"})).await;
     let dead = wait_records(&strict, "legacy-dlq", 1).await;
     let problem = &dead[0]["data"]["problems"][0];
     assert_eq!(
@@ -111,7 +111,12 @@ async fn a_plugin_that_declares_no_topics_publishes_nothing_unless_allowed() {
     args.push("--allow-undeclared-topics");
     let lenient_dir = tempfile::tempdir().unwrap();
     let lenient = HostProcess::embedded(HOST, lenient_dir.path(), &args, &[]).await;
-    publish_to(&lenient, "legacy", &json!({"event_id": "b"})).await;
+    publish_to(
+        &lenient,
+        "legacy",
+        &json!({"user_id": "k", "event_id": "b"}),
+    )
+    .await;
     let out = wait_records(&lenient, "legacy-out", 1).await;
     assert_eq!(out[0]["data"]["event_id"], "b");
     assert!(topic_events(&lenient, "legacy-dlq").await.is_empty());

@@ -6,11 +6,15 @@
 //! - series id (when the event has none, i.e. it is the series' first task):
 //!   `["series", user_id, task_id]`, task_id as text (1.x integers in decimal, so a 1.0 and a
 //!   2.0 event of the same task agree);
-//! - the next task: `["task", series_id, next_occurrence_index]`;
-//! - an emitted event: `["event", event_type, series_id, next_occurrence_index]`.
+//! - the next task: `["task", scope, next_occurrence_index]`;
+//! - an emitted event: `["event", event_type, scope, next_occurrence_index]`;
+//! - the scope is the series id when the plugin derived it (it names the user already), and
+//!   `["client-series", user_id, series_id]` when the client chose the series id (2.0's
+//!   `series-gym`): two users who pick the same series id never share a task or event id.
 //!
 //! So a redelivered or repeated `task.completed` of one occurrence always names the same next
-//! task and the same events, and downstream consumers deduplicate on them.
+//! task and the same events, and downstream consumers deduplicate on them; and no id one user's
+//! events produce can equal one another user's produce.
 
 use uuid::Uuid;
 
@@ -31,6 +35,14 @@ fn derive(parts: &[&str]) -> Uuid {
 
 pub fn series_id(user_id: &str, task_id: &str) -> String {
     derive(&["series", user_id, task_id]).to_string()
+}
+
+/// What task and event ids of a series are derived from (see the module doc).
+pub fn scope(user_id: &str, client_series_id: Option<&str>, series_id: &str) -> String {
+    match client_series_id {
+        Some(client) => derive(&["client-series", user_id, client]).to_string(),
+        None => series_id.to_string(),
+    }
 }
 
 pub fn task_uuid(series_id: &str, index: u32) -> Uuid {
@@ -58,6 +70,24 @@ mod tests {
         assert_eq!(
             NAMESPACE,
             Uuid::new_v5(&Uuid::NAMESPACE_URL, b"urn:task-events:task-plugin")
+        );
+    }
+
+    #[test]
+    fn client_series_ids_are_scoped_to_their_user() {
+        let derived = series_id("u1", "7");
+        assert_eq!(
+            scope("u1", None, &derived),
+            derived,
+            "derived series keep their ids"
+        );
+        let a = scope("u1", Some("series-gym"), "series-gym");
+        let b = scope("u2", Some("series-gym"), "series-gym");
+        assert_ne!(a, b);
+        assert_ne!(task_uuid(&a, 2), task_uuid(&b, 2));
+        assert_ne!(
+            event_id("task.created", &a, 2),
+            event_id("task.created", &b, 2)
         );
     }
 

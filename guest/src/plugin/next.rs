@@ -71,7 +71,8 @@ pub fn next_occurrence(event: &TaskEvent) -> Result<Vec<Emit>, Vec<Problem>> {
         .series_id
         .clone()
         .unwrap_or_else(|| ids::series_id(&event.user_id, &event.task_id));
-    let task_uuid = ids::task_uuid(&series_id, next_index);
+    let scope = ids::scope(&event.user_id, spec.series_id.as_deref(), &series_id);
+    let task_uuid = ids::task_uuid(&scope, next_index);
     let task_id = match event.version.integer_ids() {
         true => ids::integer_id(task_uuid).to_string(),
         false => task_uuid.to_string(),
@@ -79,6 +80,7 @@ pub fn next_occurrence(event: &TaskEvent) -> Result<Vec<Emit>, Vec<Problem>> {
     let due_date = res.clock.format(next_wall, res.due_form);
     let ids = Ids {
         series_id: &series_id,
+        scope: &scope,
         index: next_index,
         task_id: &task_id,
     };
@@ -110,6 +112,8 @@ pub fn next_occurrence(event: &TaskEvent) -> Result<Vec<Emit>, Vec<Problem>> {
 /// Identifiers of the next occurrence.
 struct Ids<'a> {
     series_id: &'a str,
+    /// What task and event ids are derived from: names the user (plugin/ids.rs).
+    scope: &'a str,
     index: u32,
     /// In the 2.0 view (decimal text of the integer id for 1.x).
     task_id: &'a str,
@@ -229,7 +233,7 @@ fn envelope(
     let mut e = Map::new();
     e.insert(
         "event_id".into(),
-        ids::event_id(event_type, ids.series_id, ids.index).into(),
+        ids::event_id(event_type, ids.scope, ids.index).into(),
     );
     e.insert("event_type".into(), event_type.into());
     e.insert("event_version".into(), Version::LATEST.as_str().into());

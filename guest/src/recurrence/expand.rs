@@ -22,9 +22,8 @@
 use chrono::{Datelike, Days, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 
 use super::calendar::{
-    Expanded, MAX_YEAR, apply_set_pos,
-    day_passes_limits, days_in_month, days_until, in_weeks, is_month_day, is_year_day, week_start,
-    ymd,
+    Expanded, MAX_YEAR, apply_set_pos, day_passes_limits, days_in_month, days_until, in_weeks,
+    is_month_day, is_year_day, week_start, ymd,
 };
 use super::rule::{Freq, Rule, Skip, WeekdayNum};
 use super::sub_daily;
@@ -314,4 +313,3 @@ fn resolve_month_day(year: i32, month: u32, md: i32, skip: Skip) -> Option<Naive
         (Skip::Forward, false) => Some(first),
     }
 }
-

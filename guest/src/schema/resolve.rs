@@ -89,7 +89,6 @@ fn exceptions_of(spec: &RecurrenceSpec, clock: Clock) -> Exceptions {
     }
 }
 
-
 fn reference(due: Option<&DateValue>, completion: &Stamp) -> DateKind {
     due.map(|d| d.kind)
         .unwrap_or(DateKind::Instant(completion.at))

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
@@ -24,6 +24,7 @@ use super::envelope::{self, EnvelopeError, Incoming};
 use crate::dapr::Status;
 use crate::pipeline::Pipeline;
 use crate::plugin::bindings::Subscription;
+use crate::trace_context::TraceContext;
 
 /// daprd's default --max-body-size.
 pub const MAX_BODY: usize = 4 << 20;
@@ -44,9 +45,11 @@ pub fn router(app: Arc<App>) -> Router {
     for (index, sub) in app.subscriptions.iter().enumerate() {
         router = router.route(
             &sub.route,
-            post(move |State(app): State<Arc<App>>, body: Bytes| async move {
-                deliver(app, index, body).await
-            }),
+            post(
+                move |State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes| async move {
+                    deliver(app, index, TraceContext::from_headers(&headers), body).await
+                },
+            ),
         );
     }
     router
@@ -76,18 +79,11 @@ async fn healthz(State(app): State<Arc<App>>) -> Response {
         .into_response()
 }
 
+/// Every series of the one registry (metrics.rs), the plugin's generation among them.
 async fn metrics(State(app): State<Arc<App>>) -> Response {
-    let generation = app.pipeline.registry.current();
-    let extra = format!(
-        "# HELP task_events_plugin_generation Generation number of the serving plugin.\n# TYPE task_events_plugin_generation gauge\ntask_events_plugin_generation{{name=\"{}\",version=\"{}\",sha256=\"{}\"}} {}\n",
-        generation.plugin.name,
-        generation.plugin.version,
-        generation.plugin.sha256,
-        generation.number
-    );
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.pipeline.metrics.render(&extra),
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        app.pipeline.metrics.render(),
     )
         .into_response()
 }
@@ -96,25 +92,36 @@ fn status(status: Status) -> Response {
     (StatusCode::OK, Json(json!({"status": status.as_str()}))).into_response()
 }
 
-async fn deliver(app: Arc<App>, index: usize, body: Bytes) -> Response {
+/// `trace` is the request's W3C context (daprd's delivery span): it wins over the event's own
+/// attributes for a single event; a bulk entry's own attributes win over it (they are specific to
+/// the entry).
+async fn deliver(
+    app: Arc<App>,
+    index: usize,
+    trace: Option<TraceContext>,
+    body: Bytes,
+) -> Response {
     let sub = &app.subscriptions[index];
     let value: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => return refuse(&app, sub, EnvelopeError::NotJson(e.to_string())),
     };
     if let Some(entries) = bulk_entries(&value) {
-        let statuses = deliver_bulk(&app, sub, entries).await;
+        let statuses = deliver_bulk(&app, sub, entries, trace).await;
         return Json(json!({ "statuses": statuses })).into_response();
     }
     match envelope::from_value(value) {
-        Ok(incoming) => status(app.pipeline.process(sub, &incoming).await),
+        Ok(mut incoming) => {
+            incoming.trace = trace.or(incoming.trace);
+            status(app.pipeline.process(sub, &incoming).await)
+        }
         Err(e) => refuse(&app, sub, e),
     }
 }
 
 fn refuse(app: &App, sub: &Subscription, error: EnvelopeError) -> Response {
     app.pipeline.metrics.envelope_error();
-    app.pipeline.metrics.delivery(Status::Drop);
+    app.pipeline.metrics.delivery(&sub.topic, Status::Drop);
     tracing::warn!(route = %sub.route, "dropping a delivery: {error}");
     status(Status::Drop)
 }
@@ -129,7 +136,12 @@ fn bulk_entries(value: &Value) -> Option<&Vec<Value>> {
 }
 
 /// Entries are handled one after another: a batch comes from one partition, in order.
-async fn deliver_bulk(app: &App, sub: &Subscription, entries: &[Value]) -> Vec<Value> {
+async fn deliver_bulk(
+    app: &App,
+    sub: &Subscription,
+    entries: &[Value],
+    trace: Option<TraceContext>,
+) -> Vec<Value> {
     let mut statuses = Vec::with_capacity(entries.len());
     for entry in entries {
         let Some(entry_id) = entry.get("entryId").and_then(Value::as_str) else {
@@ -137,7 +149,10 @@ async fn deliver_bulk(app: &App, sub: &Subscription, entries: &[Value]) -> Vec<V
             continue;
         };
         let outcome = match bulk_event(entry) {
-            Ok(incoming) => app.pipeline.process(sub, &incoming).await,
+            Ok(mut incoming) => {
+                incoming.trace = incoming.trace.or_else(|| trace.clone());
+                app.pipeline.process(sub, &incoming).await
+            }
             Err(e) => {
                 app.pipeline.metrics.envelope_error();
                 tracing::warn!(route = %sub.route, entry_id, "dropping a bulk entry: {e}");

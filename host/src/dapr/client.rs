@@ -62,14 +62,21 @@ impl DaprClient {
             .iter()
             .map(|(k, v)| (format!("metadata.{k}"), v.clone()))
             .collect();
-        let resp = self
+        let mut request = self
             .request(reqwest::Method::POST, &path)
             .query(&query)
-            .header("content-type", &req.content_type)
-            .body(req.body)
-            .send()
-            .await
-            .map_err(transport)?;
+            .header("content-type", &req.content_type);
+        // daprd overwrites the trace fields of an app's CloudEvent with the context of this
+        // request (docs/dapr-contract.md §2.1), so the event's context travels as W3C headers too.
+        for (key, header) in [
+            ("cloudevent.traceparent", "traceparent"),
+            ("cloudevent.tracestate", "tracestate"),
+        ] {
+            if let Some((_, value)) = req.metadata.iter().find(|(k, _)| k == key) {
+                request = request.header(header, value);
+            }
+        }
+        let resp = request.body(req.body).send().await.map_err(transport)?;
         match resp.status() {
             s if s.is_success() => Ok(()),
             s => Err(status_error(
@@ -172,7 +179,10 @@ fn status_error(status: StatusCode, what: &str, body: String) -> SidecarError {
 }
 
 impl crate::sidecar::SidecarApi for DaprClient {
-    fn publish(&self, req: PublishRequest) -> crate::sidecar::BoxFuture<'_, Result<(), SidecarError>> {
+    fn publish(
+        &self,
+        req: PublishRequest,
+    ) -> crate::sidecar::BoxFuture<'_, Result<(), SidecarError>> {
         Box::pin(DaprClient::publish(self, req))
     }
 

@@ -12,6 +12,8 @@
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
+use crate::trace_context::TraceContext;
+
 /// A delivery reduced to what the pipeline and the plugin use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Incoming {
@@ -22,6 +24,8 @@ pub struct Incoming {
     pub source: String,
     /// The task event as JSON text.
     pub data: String,
+    /// The event's W3C trace context attributes, when valid (`traceparent`, `tracestate`).
+    pub trace: Option<TraceContext>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -78,6 +82,7 @@ fn from_object(mut event: Map<String, Value>, may_unwrap: bool) -> Result<Incomi
     let id = text(&event, "id");
     let kind = text(&event, "type");
     let source = text(&event, "source");
+    let trace = TraceContext::from_event(&event);
 
     let data = match (event.remove("data"), event.remove("data_base64")) {
         (Some(Value::String(s)), _) => {
@@ -96,7 +101,11 @@ fn from_object(mut event: Map<String, Value>, may_unwrap: bool) -> Result<Incomi
             // unless the publisher used rawPayload too, in which case they are the task event.
             match inner {
                 Value::Object(inner) if may_unwrap && inner.contains_key("specversion") => {
-                    return from_object(inner, false);
+                    // The publisher's own context, else the wrapper's.
+                    return from_object(inner, false).map(|mut incoming| {
+                        incoming.trace = incoming.trace.or(trace);
+                        incoming
+                    });
                 }
                 other => other.to_string(),
             }
@@ -108,6 +117,7 @@ fn from_object(mut event: Map<String, Value>, may_unwrap: bool) -> Result<Incomi
         kind,
         source,
         data,
+        trace,
     })
 }
 
@@ -130,7 +140,8 @@ mod tests {
                 id: "e1".into(),
                 kind: "com.dapr.event.sent".into(),
                 source: "app".into(),
-                data: r#"{"a":1}"#.into()
+                data: r#"{"a":1}"#.into(),
+                trace: None,
             }
         );
     }
@@ -170,6 +181,20 @@ mod tests {
             (got.id.as_str(), got.data.as_str()),
             ("outer", r#"{"event_id":"x"}"#)
         );
+    }
+
+    #[test]
+    fn trace_context_attributes_are_read() {
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let body =
+            json!({"specversion":"1.0","id":"e1","traceparent":tp,"tracestate":"k=v","data":{}});
+        let trace = parse(body.to_string().as_bytes()).unwrap().trace.unwrap();
+        assert_eq!(
+            (trace.traceparent.as_str(), trace.tracestate.as_deref()),
+            (tp, Some("k=v"))
+        );
+        let body = json!({"specversion":"1.0","id":"e1","traceparent":"forged","data":{}});
+        assert_eq!(parse(body.to_string().as_bytes()).unwrap().trace, None);
     }
 
     #[test]

@@ -17,9 +17,9 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::Embedded;
-use super::go_decode::{field, query_unescape, str_field};
 use super::envelope::Metadata;
 use super::error::ApiError;
+use super::go_decode::{field, query_unescape, str_field};
 
 /// daprd's default `--max-body-size`.
 pub(crate) const MAX_BODY: usize = 4 << 20;
@@ -145,8 +145,7 @@ fn bulk_entries(body: &[u8], request_md: &Metadata) -> Result<Vec<BulkEntry>, Ap
         if !seen.insert(id) {
             return Err(bad(format!("entryId {id} is duplicated")));
         }
-        let ct = str_field(item, "contentType")
-            .unwrap_or("");
+        let ct = str_field(item, "contentType").unwrap_or("");
         let event = field(item, "event").unwrap_or(&Value::Null);
         let mt = super::envelope::media_type(ct);
         let body = if mt == "application/octet-stream" {

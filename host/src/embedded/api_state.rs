@@ -14,8 +14,8 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::Embedded;
-use super::go_decode::{field, str_field};
 use super::error::ApiError;
+use super::go_decode::{field, str_field};
 use super::state::{SaveOp, StateOp};
 
 pub(super) fn routes() -> Router<Embedded> {

@@ -79,7 +79,9 @@ impl HttpApp {
             .await
             .map_err(|e| format!("reading the app's answer failed: {e}"))?;
         if bytes.len() > MAX_RESPONSE {
-            return Err(format!("the app's answer is larger than {MAX_RESPONSE} bytes"));
+            return Err(format!(
+                "the app's answer is larger than {MAX_RESPONSE} bytes"
+            ));
         }
         Ok((status, bytes))
     }

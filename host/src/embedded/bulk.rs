@@ -18,8 +18,8 @@ use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
 use super::deliver::{self, Verdict};
-use super::go_decode::{field, str_field};
 use super::dispatch::{Consumer, Flow};
+use super::go_decode::{field, str_field};
 use super::store::Record;
 use super::subscribe::BulkConfig;
 

@@ -187,8 +187,9 @@ impl Envelope<'_> {
     /// decoding into a Go map does.
     fn complete_cloud_event(&self, body: &[u8], now: DateTime<Utc>) -> Result<Fields, ApiError> {
         let mut ce: Fields = match serde_json::from_slice::<Box<RawValue>>(body) {
-            Ok(v) if v.get().starts_with('{') => serde_json::from_str(v.get())
-                .map_err(|e| ce_ser_error(&e.to_string()))?,
+            Ok(v) if v.get().starts_with('{') => {
+                serde_json::from_str(v.get()).map_err(|e| ce_ser_error(&e.to_string()))?
+            }
             Ok(_) => return Err(ce_ser_error("the body is JSON but not an object")),
             Err(e) => return Err(ce_ser_error(&e.to_string())),
         };

@@ -22,7 +22,6 @@ pub(crate) fn str_field<'a>(obj: &'a Value, name: &str) -> Option<&'a str> {
     field(obj, name).and_then(Value::as_str)
 }
 
-
 /// Go's `url.QueryUnescape`, lenient: an invalid `%` escape is kept as written.
 pub(crate) fn query_unescape(s: &str) -> String {
     fn hex(c: u8) -> Option<u8> {

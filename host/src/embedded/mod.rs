@@ -39,9 +39,9 @@
 //! API tokens are a layer the caller puts around [`Embedded::routes`] (`serve`, `sidecar`).
 
 mod api;
-mod app_channel;
 mod api_metadata;
 mod api_state;
+mod app_channel;
 mod bulk;
 mod deliver;
 mod dispatch;
@@ -65,8 +65,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::sidecar::{Concurrency, PublishRequest, SidecarError, StateEntry};
-use envelope::{Envelope, Metadata};
 pub use app_channel::{AppChannel, HttpApp};
+use envelope::{Envelope, Metadata};
 pub use error::EmbeddedError;
 use error::{ApiError, StoreError};
 use state::{SaveOp, StateOp};
@@ -220,7 +220,11 @@ impl Embedded {
     // ---- shared by the routes, the in-process API and the delivery loop ----
 
     fn set_subscriptions(&self, subs: &[Subscription]) {
-        *self.inner.subscriptions.lock().unwrap_or_else(|p| p.into_inner()) = subs.to_vec();
+        *self
+            .inner
+            .subscriptions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = subs.to_vec();
         self.inner
             .ready
             .store(true, std::sync::atomic::Ordering::Release);
@@ -425,7 +429,10 @@ fn check_key(key: &str) -> Result<(), ApiError> {
 }
 
 impl crate::sidecar::SidecarApi for Embedded {
-    fn publish(&self, req: PublishRequest) -> crate::sidecar::BoxFuture<'_, Result<(), SidecarError>> {
+    fn publish(
+        &self,
+        req: PublishRequest,
+    ) -> crate::sidecar::BoxFuture<'_, Result<(), SidecarError>> {
         Box::pin(Embedded::publish(self, req))
     }
 

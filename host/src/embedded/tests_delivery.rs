@@ -108,7 +108,10 @@ async fn delivery_verdicts_dead_letters_order_and_restart() {
     let shutdown = CancellationToken::new();
     let run = tokio::spawn({
         let (e, shutdown) = (e.clone(), shutdown.clone());
-        async move { e.run_delivery(super::AppChannel::InProcess(router), shutdown).await }
+        async move {
+            e.run_delivery(super::AppChannel::InProcess(router), shutdown)
+                .await
+        }
     });
     // One key: in order, the first blocked by a RETRY, then a 500.
     let answers = [
@@ -191,7 +194,10 @@ async fn delivery_verdicts_dead_letters_order_and_restart() {
     let shutdown = CancellationToken::new();
     let run = tokio::spawn({
         let (e, shutdown) = (e.clone(), shutdown.clone());
-        async move { e.run_delivery(super::AppChannel::InProcess(router), shutdown).await }
+        async move {
+            e.run_delivery(super::AppChannel::InProcess(router), shutdown)
+                .await
+        }
     });
     wait_for("the late event", || {
         ids_at(&app.seen, "/events") == ["late"]
@@ -216,7 +222,10 @@ async fn bad_subscribe_answer_subscribes_to_nothing() {
     let shutdown = CancellationToken::new();
     let run = tokio::spawn({
         let (e, shutdown) = (e.clone(), shutdown.clone());
-        async move { e.run_delivery(super::AppChannel::InProcess(router), shutdown).await }
+        async move {
+            e.run_delivery(super::AppChannel::InProcess(router), shutdown)
+                .await
+        }
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(app.seen.lock().unwrap().is_empty());
@@ -264,7 +273,10 @@ async fn bulk_subscription_gets_batches() {
     let shutdown = CancellationToken::new();
     let run = tokio::spawn({
         let (e, shutdown) = (e.clone(), shutdown.clone());
-        async move { e.run_delivery(super::AppChannel::InProcess(router), shutdown).await }
+        async move {
+            e.run_delivery(super::AppChannel::InProcess(router), shutdown)
+                .await
+        }
     });
     wait_for("two bulk posts", || batches.lock().unwrap().len() == 2).await;
     let p = envelope::partition_for_key("same", 4);

@@ -60,23 +60,38 @@ impl Pipeline {
                 "original": {"id": incoming.id, "type": incoming.kind, "source": incoming.source, "topic": sub.topic, "pubsub": sub.pubsub, "data": original},
             },
         });
+        // The record is in the trace of the delivery it ends.
+        if let Some(trace) = &incoming.trace {
+            trace.stamp(&mut record);
+        }
+        let metadata = incoming
+            .trace
+            .as_ref()
+            .map(|t| t.metadata())
+            .unwrap_or_default();
         let request = |record: &Value| PublishRequest {
             pubsub: sub.pubsub.clone(),
             topic: topic.clone(),
             content_type: "application/cloudevents+json".into(),
             body: Bytes::from(record.to_string()),
-            metadata: vec![],
+            metadata: metadata.clone(),
         };
         let full = request(&record);
         let what = "publishing a dead-letter record";
-        match self.with_retries(what, || self.sidecar.publish(full.clone())).await {
+        match self
+            .with_retries(what, || self.sidecar.publish(full.clone()))
+            .await
+        {
             Ok(()) => Status::Success,
             Err(SidecarError::Refused(why)) => {
                 tracing::warn!(event = %incoming.id, "the dead-letter record was refused ({why}); sending it without the original data");
                 record["data"]["original"]["data"] = Value::Null;
                 record["data"]["original_omitted"] = json!(why);
                 let small = request(&record);
-                match self.with_retries(what, || self.sidecar.publish(small.clone())).await {
+                match self
+                    .with_retries(what, || self.sidecar.publish(small.clone()))
+                    .await
+                {
                     Ok(()) => Status::Success,
                     Err(SidecarError::Refused(why)) => {
                         tracing::error!(event = %incoming.id, "the dead-letter record was refused again ({why}); answering DROP");
@@ -94,7 +109,9 @@ impl Pipeline {
         self.metrics.sidecar_error();
         match &error {
             SidecarError::Misconfigured(_) => {
-                tracing::error!("{what} failed: {error}; answering RETRY until the sidecar is fixed")
+                tracing::error!(
+                    "{what} failed: {error}; answering RETRY until the sidecar is fixed"
+                )
             }
             _ => tracing::warn!("{what} failed: {error}; answering RETRY"),
         }

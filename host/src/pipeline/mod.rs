@@ -2,28 +2,33 @@
 //!
 //! Contract (docs/architecture.md "One delivery"): nothing is acknowledged before its effects are
 //! durable. A delivery answers
-//! - `Success` once its emits are published and its dedupe record is saved, or once a
-//!   dead-letter record is published, or when its dedupe key was already handled;
-//! - `Retry` when the sidecar failed (publish or state 5xx, refused, timeout) or shutdown
-//!   interrupted a retry wait: daprd redelivers, and the deterministic plugin produces the same
-//!   emits with the same ids, so a redelivery never publishes anything new;
-//! - `Drop` only for a reject or an exhausted retry on a subscription without a dead-letter topic
-//!   (daprd then applies its own dead-letter settings or acks).
+//! - `Success` once its outcome is recorded, published and marked done (`outcome.rs`: the first
+//!   recorded outcome wins, a redelivery replays it), or once a dead-letter record is published
+//!   (`dead_letter.rs`), or when its dedupe key was already handled;
+//! - `Retry` when the sidecar stays unavailable past the in-place retry budget
+//!   (`sidecar_calls.rs`), is misconfigured (401/403/404), or shutdown interrupted a wait:
+//!   daprd redelivers, and nothing new is published twice;
+//! - `Drop` only when there is no dead-letter topic to take a dead letter (daprd then applies
+//!   its own dead-letter settings), or the sidecar refused even the smallest dead-letter record.
+//!
+//! Dead-lettered, and acknowledged, never retried: a plugin reject; plugin output the host
+//! refuses (undeclared effects, limits, a partition key other than the input's `user_id`,
+//! `routing.rs`); a request the sidecar refuses for good (a record too large, a 4xx).
 //!
 //! Plugin `retry` verdicts and plugin failures (trap, deadline, memory) are retried in-process
 //! after the delays of the event type's retry policy, each on the then-current generation (a swap
-//! may fix it); when the delays are spent the event is dead-lettered. The one field of the task
-//! event the host reads is its top-level `event_type`, to pick that policy.
+//! may fix it); when the delays are spent the event is dead-lettered. Those waits still hold the
+//! delivery: parking them durably (Dapr's Jobs API) is the next step, see docs/architecture.md.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::dapr::Status;
-use crate::dead_letter::DeadLetterReason;
 use crate::dapr::envelope::Incoming;
+use crate::dead_letter::DeadLetterReason;
 use crate::metrics::Metrics;
 use crate::plugin::bindings::{Delivery, Outcome, Subscription};
 use crate::plugin::{Generation, Registry};
@@ -31,7 +36,10 @@ use crate::sidecar::Sidecar;
 
 mod dead_letter;
 mod outcome;
+mod routing;
 mod sidecar_calls;
+
+use routing::Routing;
 
 pub struct Pipeline {
     pub sidecar: Sidecar,
@@ -46,16 +54,44 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Runs one delivery that arrived on `sub`.
+    ///
+    /// Everything it logs is inside one `delivery` span carrying the CloudEvent id, the topic,
+    /// the trace context and the plugin that handles it, so every line (text or JSON) says which
+    /// delivery and which plugin it is about.
     pub async fn process(&self, sub: &Subscription, incoming: &Incoming) -> Status {
-        let status = self.process_inner(sub, incoming).await;
-        self.metrics.delivery(status);
+        let span = tracing::info_span!(
+            "delivery",
+            event = %incoming.id,
+            topic = %sub.topic,
+            plugin = tracing::field::Empty,
+            plugin_version = tracing::field::Empty,
+            traceparent = tracing::field::Empty,
+        );
+        if let Some(trace) = &incoming.trace {
+            span.record("traceparent", trace.traceparent.as_str());
+        }
+        let status = self.process_inner(sub, incoming).instrument(span).await;
+        self.metrics.delivery(&sub.topic, status);
         status
     }
 
+    /// Names the attempt's plugin in the delivery span; again only if a swap changed it.
+    fn record_plugin(generation: &Generation, last: &mut Option<u64>) {
+        if *last != Some(generation.number) {
+            let span = tracing::Span::current();
+            span.record("plugin", generation.plugin.name.as_str());
+            span.record("plugin_version", generation.plugin.version.as_str());
+            *last = Some(generation.number);
+        }
+    }
+
     async fn process_inner(&self, sub: &Subscription, incoming: &Incoming) -> Status {
+        let routing = Routing::read(&incoming.data);
         let mut attempt = 1u32;
+        let mut named = None;
         loop {
             let generation = self.registry.current();
+            Self::record_plugin(&generation, &mut named);
             let delivery = Delivery {
                 id: incoming.id.clone(),
                 pubsub: sub.pubsub.clone(),
@@ -65,17 +101,26 @@ impl Pipeline {
                 data: incoming.data.clone(),
                 attempt,
             };
-            let reason = match generation.handle(delivery).await {
+            let started = std::time::Instant::now();
+            let answer = generation.handle(delivery).await;
+            self.metrics.plugin_call(started.elapsed());
+            let reason = match answer {
                 // Declared effects only (plugin/effects.rs): an emit the host refuses
                 // dead-letters the whole delivery with the reason; nothing is published.
                 Ok(Outcome::Done(handled)) => {
-                    if let Err(refused) = generation.plugin.effects.check(sub, &handled.emits) {
+                    let refused = match generation.plugin.effects.check(sub, &handled.emits) {
+                        Err(refused) => Some(refused.problem()),
+                        Ok(()) => routing.foreign_key(&handled.emits),
+                    };
+                    if let Some(problem) = refused {
                         let reason = DeadLetterReason::EffectRefused;
                         return self
-                            .dead_letter(sub, incoming, &generation, reason, vec![refused.problem()], attempt)
+                            .dead_letter(sub, incoming, &generation, reason, vec![problem], attempt)
                             .await;
                     }
-                    return self.finish(sub, incoming, &generation, handled, attempt).await;
+                    return self
+                        .finish(sub, incoming, &generation, handled, attempt)
+                        .await;
                 }
                 Ok(Outcome::Reject(problems)) => {
                     let reason = DeadLetterReason::Rejected;
@@ -93,13 +138,20 @@ impl Pipeline {
                     error.to_string()
                 }
             };
-            let delays = retry_delays(&generation, &incoming.data, &incoming.kind);
+            let delays = retry_delays(&generation, routing.event_type.as_deref(), &incoming.kind);
             let Some(delay) = delays.get(attempt as usize - 1) else {
                 let why = format!("{reason} (after {attempt} attempts)");
                 let problem = dead_letter::host_problem("retries-exhausted", why);
                 let exhausted = DeadLetterReason::RetriesExhausted;
                 return self
-                    .dead_letter(sub, incoming, &generation, exhausted, vec![problem], attempt)
+                    .dead_letter(
+                        sub,
+                        incoming,
+                        &generation,
+                        exhausted,
+                        vec![problem],
+                        attempt,
+                    )
                     .await;
             };
             tracing::info!(event = %incoming.id, attempt, delay_ms = delay, "retrying: {reason}");
@@ -114,12 +166,11 @@ impl Pipeline {
 
 /// The retry delays for this event: the policy for its `event_type`, else for its CloudEvent
 /// type, else the `*` policy, else none (dead-letter at once).
-fn retry_delays<'a>(generation: &'a Generation, data: &str, cloud_event_type: &str) -> &'a [u32] {
-    let event_type = serde_json::from_str::<Value>(data).ok().and_then(|v| {
-        v.get("event_type")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    });
+fn retry_delays<'a>(
+    generation: &'a Generation,
+    event_type: Option<&str>,
+    cloud_event_type: &str,
+) -> &'a [u32] {
     let policies = &generation.plugin.manifest.retry_policies;
     let find = |t: &str| {
         policies
@@ -128,7 +179,6 @@ fn retry_delays<'a>(generation: &'a Generation, data: &str, cloud_event_type: &s
             .map(|p| p.delays_ms.as_slice())
     };
     event_type
-        .as_deref()
         .and_then(find)
         .or_else(|| find(cloud_event_type))
         .or_else(|| find("*"))

@@ -27,6 +27,7 @@ use crate::dead_letter::DeadLetterReason;
 use crate::plugin::Generation;
 use crate::plugin::bindings::{Emit, Handled, Subscription};
 use crate::sidecar::{Concurrency, PublishRequest, SidecarError, StateEntry};
+use crate::trace_context::TraceContext;
 
 /// A dedupe key longer than this, or with other characters, is hashed.
 const MAX_PLAIN_KEY: usize = 200;
@@ -98,13 +99,20 @@ impl Pipeline {
     ) -> Status {
         let refused = |why: String| async move {
             let problem = host_problem("sidecar-refused", why);
-            self.dead_letter(sub, incoming, generation, DeadLetterReason::SidecarRefused, vec![problem], attempt)
-                .await
+            self.dead_letter(
+                sub,
+                incoming,
+                generation,
+                DeadLetterReason::SidecarRefused,
+                vec![problem],
+                attempt,
+            )
+            .await
         };
         let emits: Vec<RecordedEmit> = handled
             .emits
             .iter()
-            .map(|e| recorded(e, &self.app_id))
+            .map(|e| recorded(e, &self.app_id, incoming.trace.as_ref()))
             .collect();
         let Some(key) = state_key(&handled.dedupe_key) else {
             return match self.publish_all(sub, &emits).await {
@@ -151,10 +159,8 @@ impl Pipeline {
                         Published::Refused(why) => refused(why).await,
                         Published::Status(status) => status,
                     },
-                    Ok(None) => self.sidecar_failed(
-                        what,
-                        SidecarError::Unavailable("the save failed".into()),
-                    ),
+                    Ok(None) => self
+                        .sidecar_failed(what, SidecarError::Unavailable("the save failed".into())),
                     Err(e) => self.sidecar_failed(what, e),
                 };
             }
@@ -196,7 +202,7 @@ impl Pipeline {
                 topic: emit.topic.clone(),
                 content_type: "application/cloudevents+json".into(),
                 body: Bytes::from(emit.body.clone()),
-                metadata: vec![("partitionKey".into(), emit.key.clone())],
+                metadata: publish_metadata(emit),
             };
             let what = "publishing an emitted event";
             match self
@@ -235,7 +241,10 @@ impl Pipeline {
             })
             .await
         {
-            tracing::warn!(key, "{what} failed ({e}); a redelivery would republish the same events");
+            tracing::warn!(
+                key,
+                "{what} failed ({e}); a redelivery would republish the same events"
+            );
         }
     }
 }
@@ -248,12 +257,21 @@ enum Published {
     Refused(String),
 }
 
+/// The partition key, and the trace context of the recorded bytes as daprd's publish metadata.
+fn publish_metadata(emit: &RecordedEmit) -> Vec<(String, String)> {
+    let mut metadata = vec![("partitionKey".into(), emit.key.clone())];
+    if let Some(trace) = TraceContext::of_body(&emit.body) {
+        metadata.extend(trace.metadata());
+    }
+    metadata
+}
+
 /// The CloudEvent the host publishes for one emit: the plugin's deterministic id and type,
-/// partitioned by the emit's key.
-fn recorded(emit: &Emit, app_id: &str) -> RecordedEmit {
+/// partitioned by the emit's key, in the trace of the delivery that caused it.
+fn recorded(emit: &Emit, app_id: &str, trace: Option<&TraceContext>) -> RecordedEmit {
     let data: Value =
         serde_json::from_str(&emit.data).unwrap_or_else(|_| Value::String(emit.data.clone()));
-    let event = json!({
+    let mut event = json!({
         "specversion": "1.0",
         "id": emit.id,
         "source": app_id,
@@ -261,6 +279,9 @@ fn recorded(emit: &Emit, app_id: &str) -> RecordedEmit {
         "datacontenttype": "application/json",
         "data": data,
     });
+    if let Some(trace) = trace {
+        trace.stamp(&mut event);
+    }
     RecordedEmit {
         topic: emit.topic.clone(),
         key: emit.key.clone(),

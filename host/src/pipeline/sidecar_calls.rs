@@ -20,7 +20,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 impl Pipeline {
     /// Runs `call` until it succeeds, fails for good, or the retry budget is spent.
-    pub(super) async fn with_retries<T, F, Fut>(&self, what: &str, call: F) -> Result<T, SidecarError>
+    pub(super) async fn with_retries<T, F, Fut>(
+        &self,
+        what: &str,
+        call: F,
+    ) -> Result<T, SidecarError>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, SidecarError>>,

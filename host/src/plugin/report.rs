@@ -1,12 +1,11 @@
 //! What operators see of the swap logic: the JSON of `GET /admin/plugin` (and of swap and
-//! rollback answers) and the series it adds to `/metrics`.
+//! rollback answers), also the snapshot `/metrics` reads its plugin series from
+//! (metrics/plugin.rs).
 //!
 //! Contract: these are snapshots, taken when asked; nothing here holds a generation alive.
-//! Field names are part of the admin API (docs/operations.md); series names are part of the
-//! metrics contract. Label values that come from a plugin (name, version) are escaped.
+//! Field names are part of the admin API (docs/operations.md).
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -137,119 +136,6 @@ pub struct PolicyInfo {
     pub min_deliveries: u64,
 }
 
-/// Appends the swap series to a Prometheus text exposition.
-pub fn render_metrics(status: &Status, out: &mut String) {
-    let mut metric = |name: &str, kind: &str, help: &str, series: &[(String, u64)]| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (labels, value) in series {
-            let _ = writeln!(out, "{name}{labels} {value}");
-        }
-    };
-    let plain = |value: u64| [(String::new(), value)];
-    metric(
-        "task_events_plugin_swaps_total",
-        "counter",
-        "Plugins swapped in.",
-        &plain(status.swaps),
-    );
-    metric(
-        "task_events_plugin_swaps_unchanged_total",
-        "counter",
-        "Swap requests whose plugin already served (no-ops).",
-        &plain(status.unchanged),
-    );
-    let by_reason: Vec<(String, u64)> = status
-        .rejections_by_reason
-        .iter()
-        .map(|(kind, n)| (format!("{{reason=\"{kind}\"}}"), *n))
-        .collect();
-    metric(
-        "task_events_plugin_rejections_total",
-        "counter",
-        "Plugins refused before serving, by reason.",
-        &by_reason,
-    );
-    metric(
-        "task_events_plugin_rollbacks_total",
-        "counter",
-        "Rollbacks to the previous plugin, by trigger.",
-        &[
-            ("{trigger=\"auto\"}".into(), status.rollbacks_auto),
-            ("{trigger=\"command\"}".into(), status.rollbacks_command),
-        ],
-    );
-    let generations: Vec<(&str, &GenerationInfo)> = std::iter::once(("current", &status.current))
-        .chain(status.previous.iter().map(|g| ("previous", g)))
-        .collect();
-    let info: Vec<(String, u64)> = generations
-        .iter()
-        .map(|(role, g)| {
-            let labels = format!(
-                "{{generation=\"{}\",role=\"{role}\",name=\"{}\",version=\"{}\",sha256=\"{}\"}}",
-                g.generation,
-                escape(&g.name),
-                escape(&g.version),
-                g.sha256
-            );
-            (labels, 1)
-        })
-        .collect();
-    metric(
-        "task_events_plugin_generation_info",
-        "gauge",
-        "The current and previous plugin generations (value 1).",
-        &info,
-    );
-    let per_generation = |value: fn(&GenerationInfo) -> u64| -> Vec<(String, u64)> {
-        generations
-            .iter()
-            .map(|(_, g)| (format!("{{generation=\"{}\"}}", g.generation), value(g)))
-            .collect()
-    };
-    metric(
-        "task_events_plugin_generation_deliveries_total",
-        "counter",
-        "Plugin calls per generation.",
-        &per_generation(|g| g.deliveries),
-    );
-    metric(
-        "task_events_plugin_generation_failures_total",
-        "counter",
-        "Plugin calls that trapped or hit a limit, per generation.",
-        &per_generation(|g| g.failures),
-    );
-    metric(
-        "task_events_plugin_instances",
-        "gauge",
-        "Plugin instances: live now, the most at once since start-up, and the pool size.",
-        &[
-            ("{kind=\"live\"}".into(), status.instances.live as u64),
-            ("{kind=\"peak\"}".into(), status.instances.peak as u64),
-            ("{kind=\"max\"}".into(), status.instances.max as u64),
-        ],
-    );
-    metric(
-        "task_events_plugin_log_lines_dropped_total",
-        "counter",
-        "Plugin log lines dropped over the rate limit (--plugin-log-lines-per-sec).",
-        &plain(status.plugin_log_lines_dropped),
-    );
-    metric(
-        "task_events_plugin_restart_required",
-        "gauge",
-        "1 when the serving plugin subscribes differently from the routes served since start-up.",
-        &plain(u64::from(status.restart_required)),
-    );
-}
-
 fn rfc3339<S: serde::Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-}
-
-/// A Prometheus label value.
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }

@@ -17,7 +17,8 @@
 //! - daprd reads `/dapr/subscribe` once, so the routes served are the start-up plugin's for the
 //!   life of the process. A plugin whose subscriptions differ is swapped in anyway, and the
 //!   difference is reported (`restart_required`) until a restart or a rollback ends it.
-//! - What operators see (`status`, `/metrics`) is shaped in `report`.
+//! - What operators see is shaped in `report` (`status`); `/metrics` reads the same snapshot
+//!   (metrics/plugin.rs).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -36,7 +37,6 @@ use super::report::{
     Swapped, Trigger,
 };
 use crate::config::RollbackPolicy;
-use crate::metrics::MetricsSource;
 
 /// What a swap request did.
 #[derive(Debug, Clone)]
@@ -304,11 +304,5 @@ impl Swapper {
                 .cloned()
                 .collect(),
         }
-    }
-}
-
-impl MetricsSource for Swapper {
-    fn render(&self, out: &mut String) {
-        super::report::render_metrics(&self.status(), out);
     }
 }

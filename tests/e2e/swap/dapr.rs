@@ -44,7 +44,11 @@ async fn dapr_mode_swaps_under_load_fail_and_lose_nothing() {
     }
 
     let created = wait_created(&p.sidecar, published as usize, WAIT).await;
-    assert_eq!(created.len(), published as usize, "no completion produced two");
+    assert_eq!(
+        created.len(),
+        published as usize,
+        "no completion produced two"
+    );
     // Every completion and every created task's own delivery, all answered SUCCESS.
     p.wait_answers(TASK_ROUTE, "every delivery answered", |a| {
         a.len() >= 2 * published as usize

@@ -1,0 +1,63 @@
+//! Every sidecar call the pipeline makes, timed and counted by operation and result.
+//!
+//! A wrapper around the `Sidecar` (daprd over HTTP, or the embedded one), so the pipeline's code
+//! stays free of timing and every call is measured, retries included: one retried publish is
+//! several calls here, and one `task_events_sidecar_retries_total`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::{Metrics, SidecarOp};
+use crate::sidecar::{
+    BoxFuture, Concurrency, PublishRequest, Sidecar, SidecarApi, SidecarError, StateEntry,
+};
+
+pub struct Instrumented {
+    inner: Sidecar,
+    metrics: Arc<Metrics>,
+}
+
+impl Instrumented {
+    /// `inner`, with every call recorded in `metrics`.
+    pub fn wrap(inner: Sidecar, metrics: Arc<Metrics>) -> Sidecar {
+        Arc::new(Instrumented { inner, metrics })
+    }
+
+    async fn timed<T>(
+        &self,
+        op: SidecarOp,
+        call: BoxFuture<'_, Result<T, SidecarError>>,
+    ) -> Result<T, SidecarError> {
+        let started = Instant::now();
+        let result = call.await;
+        self.metrics.sidecar_call(op, started.elapsed(), &result);
+        result
+    }
+}
+
+impl SidecarApi for Instrumented {
+    fn publish(&self, req: PublishRequest) -> BoxFuture<'_, Result<(), SidecarError>> {
+        Box::pin(self.timed(SidecarOp::Publish, self.inner.publish(req)))
+    }
+
+    fn get_state<'a>(
+        &'a self,
+        store: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<StateEntry>, SidecarError>> {
+        Box::pin(self.timed(SidecarOp::GetState, self.inner.get_state(store, key)))
+    }
+
+    fn save_state<'a>(
+        &'a self,
+        store: &'a str,
+        key: &'a str,
+        value: Bytes,
+        concurrency: Concurrency,
+    ) -> BoxFuture<'a, Result<(), SidecarError>> {
+        let call = self.inner.save_state(store, key, value, concurrency);
+        Box::pin(self.timed(SidecarOp::SaveState, call))
+    }
+}

@@ -1,0 +1,101 @@
+//! A fixed loop of one plugin call, for profilers (`valgrind --tool=callgrind`, `perf`) and for
+//! counting what one call costs in time and page faults; the criterion bench (benches/plugin_call)
+//! is the number to quote, this is the thing to look inside.
+//!
+//! Usage: `cargo bench -p task-events-tests --bench plugin_profile -- <call> [iterations]`, or
+//! the built binary (target/release/deps/plugin_profile-*) under a profiler; `<call>` one of `handle`, `validate`, `migrate`,
+//! `occurrences`, `instantiate`, `native-handle`. Prints mean wall time and minor page faults
+//! per call of this thread (from /proc/thread-self/stat), after a warm-up of 200 calls.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use task_events_host::config::Limits;
+use task_events_host::plugin::bindings::Delivery;
+use task_events_host::plugin::{Plugin, Runtime};
+
+fn main() {
+    // `cargo bench` passes `--bench`; it means nothing here.
+    let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
+    let what = args.next().unwrap_or_else(|| "handle".into());
+    let iterations: u32 = args
+        .next()
+        .map_or(2_000, |n| n.parse().expect("iterations"));
+
+    let runtime = Runtime::new(Limits::default()).expect("wasm runtime");
+    let plugin = Plugin::load(&runtime, task_events_tests::plugins::task_plugin_bytes())
+        .expect("task plugin");
+    let data = task_events_tests::events::daily_completion(1).to_string();
+    let delivery = Delivery {
+        id: "ce-1".into(),
+        pubsub: "kafka-pubsub".into(),
+        topic: "task-events".into(),
+        kind: "com.dapr.event.sent".into(),
+        source: "profile".into(),
+        data: data.clone(),
+        attempt: 1,
+    };
+    let native = task_plugin::model::Delivery {
+        id: "ce-1".into(),
+        pubsub: "kafka-pubsub".into(),
+        topic: "task-events".into(),
+        kind: "com.dapr.event.sent".into(),
+        source: "profile".into(),
+        data: data.clone(),
+        attempt: 1,
+    };
+
+    let call = |_: u32| match what.as_str() {
+        "handle" => drop(black_box(plugin.handle(&delivery).unwrap())),
+        "native-handle" => drop(black_box(task_plugin::plugin::handle(&native))),
+        "validate" => drop(black_box(
+            plugin
+                .call(|p, s| p.task_events_plugin_schema().call_validate(s, &data))
+                .unwrap(),
+        )),
+        "migrate" => drop(black_box(
+            plugin
+                .call(|p, s| p.task_events_plugin_schema().call_migrate(s, &data, "2.0"))
+                .unwrap(),
+        )),
+        "occurrences" => drop(black_box(
+            plugin
+                .call(|p, s| {
+                    p.task_events_plugin_recurrence().call_occurrences_after(
+                        s,
+                        "FREQ=MONTHLY;BYDAY=-1FR",
+                        "2025-01-31T09:00:00",
+                        Some("Europe/London"),
+                        "2025-06-01T00:00:00",
+                        1,
+                    )
+                })
+                .unwrap(),
+        )),
+        "instantiate" => plugin.call(|_, _| Ok(())).unwrap(),
+        other => panic!("unknown call {other}"),
+    };
+
+    (0..200).for_each(call);
+    let faults = minor_faults();
+    let start = Instant::now();
+    (0..iterations).for_each(call);
+    let elapsed = start.elapsed();
+    let faults = minor_faults() - faults;
+    println!(
+        "{what}: {:.2} µs/call, {:.1} minor faults/call ({iterations} calls)",
+        elapsed.as_secs_f64() * 1e6 / f64::from(iterations),
+        faults as f64 / f64::from(iterations)
+    );
+}
+
+/// Minor page faults of this thread so far (field 10 of /proc/thread-self/stat).
+fn minor_faults() -> u64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+    // The command name (field 2) may hold spaces; fields after it start past its ')'.
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    rest.split_whitespace()
+        .nth(7)
+        .and_then(|f| f.parse().ok())
+        .unwrap_or(0)
+}

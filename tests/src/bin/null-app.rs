@@ -1,0 +1,146 @@
+//! The ceiling for load tests: an app with the host's HTTP stack (axum on tokio, reqwest to the
+//! sidecar) that makes the host's sidecar calls for each delivery but runs no plugin.
+//!
+//! Per delivery, like the host's pipeline (host/src/pipeline/outcome.rs) for an event whose
+//! outcome has a dedupe key: parse the CloudEvent, read the outcome record (`GET state`), save
+//! a pending record first-write (`POST state`), publish each emit (`POST publish`), mark the
+//! record done (`POST state`), answer `{"status":"SUCCESS"}`. The emits are canned CloudEvents
+//! of the size the task plugin produces; how many per event type is set on the command line so
+//! the load script can match the host's counts (the sidecar reports both).
+//!
+//! Usage: `null-app <app port> <sidecar port> [--emits-completed N] [--emits-other N]`.
+//! Loopback only; it stops after `--seconds` (default 600).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::Json;
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+struct App {
+    http: reqwest::Client,
+    sidecar: String,
+    emits_completed: usize,
+    emits_other: usize,
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let usage = "usage: null-app <app port> <sidecar port> [--emits-completed N] [--emits-other N] [--seconds N]";
+    let app_port: u16 = args.next().and_then(|p| p.parse().ok()).expect(usage);
+    let sidecar_port: u16 = args.next().and_then(|p| p.parse().ok()).expect(usage);
+    let (mut emits_completed, mut emits_other, mut seconds) = (1, 0, 600);
+    while let Some(flag) = args.next() {
+        let value: usize = args.next().and_then(|v| v.parse().ok()).expect(usage);
+        match flag.as_str() {
+            "--emits-completed" => emits_completed = value,
+            "--emits-other" => emits_other = value,
+            "--seconds" => seconds = value as u64,
+            _ => panic!("{usage}"),
+        }
+    }
+    // The host's runtime: tokio's multi-threaded default (one worker per core).
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    runtime.block_on(async move {
+        let app = Arc::new(App {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .expect("http client"),
+            sidecar: format!("http://127.0.0.1:{sidecar_port}"),
+            emits_completed,
+            emits_other,
+        });
+        let router = Router::new()
+            .route("/dapr/subscribe", get(subscribe))
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/events/task-events", post(deliver))
+            .with_state(app);
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", app_port))
+            .await
+            .expect("binding the app port");
+        tokio::select! {
+            r = axum::serve(listener, router) => r.expect("serving"),
+            _ = tokio::time::sleep(Duration::from_secs(seconds as u64)) => {}
+        }
+    });
+}
+
+async fn subscribe() -> Json<Value> {
+    Json(
+        json!([{"pubsubname": "kafka-pubsub", "topic": "task-events", "route": "/events/task-events"}]),
+    )
+}
+
+async fn deliver(State(app): State<Arc<App>>, body: Bytes) -> Json<Value> {
+    let status = match handle(&app, &body).await {
+        Ok(()) => "SUCCESS",
+        Err(_) => "RETRY",
+    };
+    Json(json!({ "status": status }))
+}
+
+async fn handle(app: &App, body: &[u8]) -> Result<(), reqwest::Error> {
+    let event: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let data = event.get("data").cloned().unwrap_or(Value::Null);
+    let id = data["event_id"].as_str().unwrap_or("none").to_string();
+    let emits = if data["event_type"] == "task.completed" {
+        app.emits_completed
+    } else {
+        app.emits_other
+    };
+    let key = format!("processed-{id}");
+    let bodies: Vec<String> = (0..emits).map(|n| canned_emit(&id, n, &data)).collect();
+
+    let url = |path: &str| format!("{}{path}", app.sidecar);
+    app.http
+        .get(url(&format!("/v1.0/state/statestore/{key}")))
+        .send()
+        .await?
+        .error_for_status()?;
+    let record = |state: &str| {
+        json!([{ "key": key, "value": {"state": state, "plugin": "task-plugin@x",
+            "at": "2025-12-29T10:00:00Z", "emits": bodies}, "options": {"concurrency": "first-write"}}])
+    };
+    app.http
+        .post(url("/v1.0/state/statestore"))
+        .json(&record("pending"))
+        .send()
+        .await?
+        .error_for_status()?;
+    for body in &bodies {
+        app.http
+            .post(url("/v1.0/publish/kafka-pubsub/task-events"))
+            .query(&[("metadata.partitionKey", "user-1")])
+            .header("content-type", "application/cloudevents+json")
+            .body(body.clone())
+            .send()
+            .await?
+            .error_for_status()?;
+    }
+    app.http
+        .post(url("/v1.0/state/statestore"))
+        .json(&record("done"))
+        .send()
+        .await?
+        .error_for_status()?;
+    Ok(())
+}
+
+/// A CloudEvent about the size of the task plugin's `task.created` for the next occurrence.
+fn canned_emit(id: &str, n: usize, data: &Value) -> String {
+    json!({
+        "specversion": "1.0", "id": format!("{id}-next-{n}"), "source": "recurring-task-service",
+        "type": "com.dapr.event.sent", "datacontenttype": "application/json",
+        "data": {"event_id": format!("{id}-next-{n}"), "event_type": "task.created",
+            "event_version": "2.0", "task_id": data["task_id"], "user_id": data["user_id"],
+            "timestamp": "2025-12-29T10:00:00Z",
+            "payload": {"title": "Water the plants", "due_date": "2025-12-30T09:00:00Z",
+                "recurrence": {"rule": "FREQ=DAILY", "dtstart": "2025-12-29T09:00:00"}}}
+    })
+    .to_string()
+}
