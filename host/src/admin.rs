@@ -2,7 +2,8 @@
 //!
 //! - `GET /admin/plugin`: current and previous generation (name, version, sha256, loaded_at,
 //!   origin, deliveries, failures), the last rejection and rollback, `restart_required` with the
-//!   subscription difference, the rollback policy, and counters.
+//!   subscription difference, the rollback policy, and counters. The plugin's identity lives
+//!   here and on `/metrics`, not on the open `/healthz`.
 //! - `POST /admin/plugin` with the .wasm as the body: 200 `{"result":"swapped", ...}` or
 //!   `{"result":"unchanged", ...}`; 422 `{"result":"rejected","kind","reason"}` with the old
 //!   plugin still serving; 400 for an empty body; 413 past `MAX_PLUGIN_BYTES`. The response
@@ -26,7 +27,7 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
-use crate::dapr::auth::token_matches;
+use crate::dapr::auth::{bearer, token_matches};
 use crate::plugin::report::Trigger;
 use crate::plugin::swap::{SwapOutcome, Swapper};
 
@@ -40,7 +41,9 @@ pub fn router(swapper: Arc<Swapper>, token: Option<String>) -> Router {
         .route("/admin/rollback", post(rollback))
         .layer(DefaultBodyLimit::max(MAX_PLUGIN_BYTES))
         .with_state(swapper)
-        .layer(from_fn_with_state(
+        // route_layer, not layer: a path no admin route matches must fall through to the host's
+        // 404 (not_found.rs), not be refused here as if it were an admin endpoint.
+        .route_layer(from_fn_with_state(
             token.map(Arc::<str>::from),
             require_admin_token,
         ))
@@ -58,14 +61,7 @@ async fn require_admin_token(
              TASK_EVENTS_ADMIN_TOKEN), then send `authorization: Bearer <token>`",
         );
     };
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim().as_bytes());
-    if token_matches(presented, &expected) {
+    if token_matches(bearer(request.headers()), &expected) {
         next.run(request).await
     } else {
         let mut response = error(

@@ -21,6 +21,15 @@ pub enum SidecarChoice {
     Embedded,
 }
 
+/// How log lines are written (on stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// For people: one line per event, coloured only when stderr is a terminal.
+    Text,
+    /// For log pipelines: one JSON object per line, with the delivery's fields in `span`.
+    Json,
+}
+
 /// The sidecar mode after `auto` has been resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SidecarMode {
@@ -86,6 +95,11 @@ pub struct ServeArgs {
     /// How long SIGTERM waits for in-flight deliveries before exiting anyway.
     #[arg(long, env = "TASK_EVENTS_SHUTDOWN_GRACE_MS", default_value_t = 30_000)]
     pub shutdown_grace_ms: u64,
+
+    /// File to write this process's id to while it serves (removed at exit), for
+    /// `kill -HUP "$(cat FILE)"`.
+    #[arg(long, env = "TASK_EVENTS_PID_FILE")]
+    pub pid_file: Option<PathBuf>,
 
     #[command(flatten)]
     pub embedded: EmbeddedArgs,

@@ -15,6 +15,8 @@ mod dapr;
 mod dead_letter;
 mod embedded;
 mod metrics;
+mod not_found;
+mod pid_file;
 mod pipeline;
 mod recurrence_preview;
 mod serve;

@@ -22,6 +22,7 @@ use crate::dapr::auth::require_dapr_api_token;
 use crate::dapr::client::DaprClient;
 use crate::embedded::{AppChannel, Embedded};
 use crate::metrics::{Instrumented, Metrics};
+use crate::pid_file::PidFile;
 use crate::pipeline::Pipeline;
 use crate::plugin::cache::CompileCache;
 use crate::plugin::loaded::sha256_hex;
@@ -120,9 +121,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         subscriptions,
     }));
     let mut public = match &args.app_api_token {
+        // route_layer (here and below): an unknown path answers 404, not a token error.
         Some(token) => app_routes
             .clone()
-            .layer(from_fn_with_state(token.clone(), require_dapr_api_token)),
+            .route_layer(from_fn_with_state(token.clone(), require_dapr_api_token)),
         None => app_routes.clone(),
     };
     public = public.merge(crate::admin::router(
@@ -134,7 +136,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let sidecar_routes = match &args.dapr_api_token {
             Some(token) => embedded
                 .routes()
-                .layer(from_fn_with_state(token.clone(), require_dapr_api_token)),
+                .route_layer(from_fn_with_state(token.clone(), require_dapr_api_token)),
             None => embedded.routes(),
         };
         public = public.merge(sidecar_routes);
@@ -146,6 +148,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }));
     }
 
+    if let SidecarMode::Dapr { endpoint } = args.sidecar_mode() {
+        public = public.merge(crate::not_found::sidecar_off(&endpoint));
+    }
+    public = public.fallback(crate::not_found::unknown);
+
     let address = std::net::SocketAddr::new(args.listen, args.app_port);
     let listener = tokio::net::TcpListener::bind(address)
         .await
@@ -156,6 +163,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     tokio::spawn(wait_for_signal(shutdown.clone()));
     watch::spawn_sighup(args.guest.clone(), swapper.clone());
+    // A SIGHUP sent to the written id must never meet the default action (exit). tokio installs
+    // a signal's process handler on its first registration and keeps it, so registering here,
+    // synchronously, covers the moment before spawn_sighup's task first runs.
+    let _ = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
+    let _pid_file = args.pid_file.as_deref().map(PidFile::write).transpose()?;
     if let Some(path) = args.guest.clone().filter(|_| args.swap.watch) {
         watch::spawn_watcher(
             path,

@@ -7,13 +7,21 @@
 //!   (`{"entries": [...]}`), answered `200 {"status": SUCCESS|RETRY|DROP}` (bulk: a status per
 //!   `entryId`). Never a 404 for "try again": 404 means DROP to daprd. A body that is not a usable
 //!   CloudEvent is DROPped with the reason logged.
-//! - `GET /healthz`: 200 with the serving plugin once one is loaded. `GET /metrics`: Prometheus.
+//!   A bulk batch of more than `--max-bulk-entries` entries gets 413 and none is processed.
+//! - Routes are served, and told to daprd, in their cleaned form ([`clean_route`], Go's
+//!   `path.Clean`, which daprd applies before posting): `/events/x/` and `/events/./x` are
+//!   served as `/events/x`, so daprd never posts to a path the host does not serve.
+//! - Bodies are bounded (`http_limits.rs`: 413 past `--max-body-bytes`, 408 when too slow).
+//! - `GET /healthz`: 200 `{"status":"ok"}` and nothing else: it is open (daprd's probe sends no
+//!   token), so it says nothing about the plugin; the plugin's identity is on `/admin/plugin`
+//!   and `/metrics`. `GET /metrics`: Prometheus (behind `--metrics-token` when one is set).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Extension, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
@@ -22,17 +30,17 @@ use serde_json::{Value, json};
 
 use super::envelope::{self, EnvelopeError, Incoming};
 use crate::dapr::Status;
+use crate::http_limits::{self, HttpLimits};
 use crate::pipeline::Pipeline;
 use crate::plugin::bindings::Subscription;
 use crate::trace_context::TraceContext;
-
-/// daprd's default --max-body-size.
-pub const MAX_BODY: usize = 4 << 20;
 
 pub struct App {
     pub pipeline: Arc<Pipeline>,
     /// The subscriptions served since start-up (what daprd was told).
     pub subscriptions: Vec<Subscription>,
+    /// Body size, read time and bulk entry count of one delivery.
+    pub limits: HttpLimits,
 }
 
 /// The app routes, without authentication (in-process callers are trusted; `serve` adds the
@@ -42,9 +50,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/dapr/subscribe", get(subscribe))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics));
-    for (index, sub) in app.subscriptions.iter().enumerate() {
+    for (index, route) in served_routes(&app.subscriptions) {
         router = router.route(
-            &sub.route,
+            &route,
             post(
                 move |State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes| async move {
                     deliver(app, index, TraceContext::from_headers(&headers), body).await
@@ -52,17 +60,62 @@ pub fn router(app: Arc<App>) -> Router {
             ),
         );
     }
+    let limits = app.limits;
     router
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        // bound_body reads and bounds every body before an extractor sees it.
+        .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn(http_limits::bound_body))
+        .layer(Extension(limits))
         .with_state(app)
 }
 
+/// Paths the host serves itself; a subscription route that cleans to one of them is not served.
+const OWN_ROUTES: [&str; 3] = ["/dapr/subscribe", "/healthz", "/metrics"];
+
+/// Each subscription's index and cleaned route, in order. A route that cleans to one the host
+/// serves itself, or to an earlier subscription's route, is left out with an error: axum cannot
+/// serve one path twice, and telling daprd about it would send it events nobody handles.
+fn served_routes(subscriptions: &[Subscription]) -> Vec<(usize, String)> {
+    let mut seen: HashSet<String> = OWN_ROUTES.iter().map(|r| r.to_string()).collect();
+    let mut served = Vec::with_capacity(subscriptions.len());
+    for (index, sub) in subscriptions.iter().enumerate() {
+        let route = clean_route(&sub.route);
+        if seen.insert(route.clone()) {
+            served.push((index, route));
+        } else {
+            tracing::error!(
+                route = ?sub.route,
+                topic = ?sub.topic,
+                "not subscribing: the route cleans to {route:?}, which is already served; give \
+                 each subscription its own route"
+            );
+        }
+    }
+    served
+}
+
+/// `route` as Go's `path.Clean` leaves it, rooted: no empty, `.` or trailing segments, `..`
+/// resolved (never above `/`).
+pub fn clean_route(route: &str) -> String {
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in route.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            other => segments.push(other),
+        }
+    }
+    format!("/{}", segments.join("/"))
+}
+
 async fn subscribe(State(app): State<Arc<App>>) -> Json<Value> {
-    let subs: Vec<Value> = app
-        .subscriptions
-        .iter()
-        .map(|s| {
-            let mut entry = json!({"pubsubname": s.pubsub, "topic": s.topic, "route": s.route});
+    let subs: Vec<Value> = served_routes(&app.subscriptions)
+        .into_iter()
+        .map(|(index, route)| {
+            let s = &app.subscriptions[index];
+            let mut entry = json!({"pubsubname": s.pubsub, "topic": s.topic, "route": route});
             if let Some(dlq) = &s.dead_letter_topic {
                 entry["deadLetterTopic"] = json!(dlq);
             }
@@ -72,11 +125,9 @@ async fn subscribe(State(app): State<Arc<App>>) -> Json<Value> {
     Json(Value::Array(subs))
 }
 
-async fn healthz(State(app): State<Arc<App>>) -> Response {
-    let generation = app.pipeline.registry.current();
-    let plugin = &generation.plugin;
-    Json(json!({"status": "ok", "plugin": {"name": plugin.name, "version": plugin.version, "sha256": plugin.sha256, "generation": generation.number}}))
-        .into_response()
+/// Liveness only: the port answers once the plugin is loaded (serve.rs opens it after).
+async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
 }
 
 /// Every series of the one registry (metrics.rs), the plugin's generation among them.
@@ -107,6 +158,10 @@ async fn deliver(
         Err(e) => return refuse(&app, sub, EnvelopeError::NotJson(e.to_string())),
     };
     if let Some(entries) = bulk_entries(&value) {
+        if entries.len() > app.limits.max_bulk_entries {
+            tracing::warn!(route = %sub.route, entries = entries.len(), "refusing a bulk delivery: too many entries (--max-bulk-entries)");
+            return http_limits::too_many_entries(entries.len(), &app.limits);
+        }
         let statuses = deliver_bulk(&app, sub, entries, trace).await;
         return Json(json!({ "statuses": statuses })).into_response();
     }
@@ -135,7 +190,10 @@ fn bulk_entries(value: &Value) -> Option<&Vec<Value>> {
     object.get("entries")?.as_array()
 }
 
-/// Entries are handled one after another: a batch comes from one partition, in order.
+/// Entries are handled one after another: a batch comes from one partition, in order. Once an
+/// entry must be retried, the later entries of the same user are answered RETRY without being
+/// processed, so daprd redelivers them after it and that user's order holds; other users' entries
+/// go on.
 async fn deliver_bulk(
     app: &App,
     sub: &Subscription,
@@ -143,6 +201,7 @@ async fn deliver_bulk(
     trace: Option<TraceContext>,
 ) -> Vec<Value> {
     let mut statuses = Vec::with_capacity(entries.len());
+    let mut waiting_users: HashSet<Option<String>> = HashSet::new();
     for entry in entries {
         let Some(entry_id) = entry.get("entryId").and_then(Value::as_str) else {
             tracing::warn!(route = %sub.route, "bulk entry without entryId; daprd will retry it");
@@ -151,7 +210,17 @@ async fn deliver_bulk(
         let outcome = match bulk_event(entry) {
             Ok(mut incoming) => {
                 incoming.trace = incoming.trace.or_else(|| trace.clone());
-                app.pipeline.process(sub, &incoming).await
+                let user = crate::pipeline::user_of(&incoming.data);
+                if waiting_users.contains(&user) {
+                    tracing::info!(route = %sub.route, entry_id, "an earlier entry of this user must be retried; retrying this one after it");
+                    Status::Retry
+                } else {
+                    let status = app.pipeline.process(sub, &incoming).await;
+                    if status == Status::Retry {
+                        waiting_users.insert(user);
+                    }
+                    status
+                }
             }
             Err(e) => {
                 app.pipeline.metrics.envelope_error();
@@ -175,5 +244,53 @@ fn bulk_event(entry: &Value) -> Result<Incoming, EnvelopeError> {
         }
         Some(event) => envelope::from_value(event.clone()),
         None => Err(EnvelopeError::NoData),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sub(route: &str) -> Subscription {
+        Subscription {
+            pubsub: "ps".into(),
+            topic: format!("topic{route}"),
+            route: route.into(),
+            dead_letter_topic: None,
+        }
+    }
+
+    #[test]
+    fn routes_are_cleaned_as_daprd_cleans_them() {
+        for (route, clean) in [
+            ("/events/x", "/events/x"),
+            ("/events/x/", "/events/x"),
+            ("/events/./x", "/events/x"),
+            ("/events//x", "/events/x"),
+            ("/events/y/../x", "/events/x"),
+            ("/../../x", "/x"),
+            ("/.", "/"),
+        ] {
+            assert_eq!(clean_route(route), clean, "{route}");
+        }
+    }
+
+    #[test]
+    fn served_routes_are_clean_and_never_collide() {
+        let subs = [
+            sub("/events/a/"),
+            sub("/events/./b"),
+            sub("/events/a"),
+            sub("/x/../healthz"),
+            sub("/events/c"),
+        ];
+        assert_eq!(
+            served_routes(&subs),
+            vec![
+                (0, "/events/a".to_string()),
+                (1, "/events/b".to_string()),
+                (4, "/events/c".to_string()),
+            ]
+        );
     }
 }

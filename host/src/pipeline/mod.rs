@@ -41,6 +41,11 @@ mod sidecar_calls;
 
 use routing::Routing;
 
+/// The `user_id` of a task event (its data as JSON text), if it has one: the unit of ordering.
+pub fn user_of(data: &str) -> Option<String> {
+    Routing::read(data).user_id
+}
+
 pub struct Pipeline {
     pub sidecar: Sidecar,
     pub registry: Arc<Registry>,
