@@ -3,12 +3,13 @@
 //! Every flag can also be set from an environment variable (see `--help`); exit codes: 0 done,
 //! 1 a failure whose reason is printed on stderr, 2 a usage error (clap's).
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{LimitArgs, ServeArgs, SidecarArgs};
+use crate::config::{LimitArgs, LogFormat, ServeArgs, SidecarArgs};
 use crate::plugin::{Preparer, Runtime};
 
 #[derive(Parser)]
@@ -18,6 +19,11 @@ use crate::plugin::{Preparer, Runtime};
     about = "Runs task-events plugins (wasm components) beside a Dapr sidecar, or with an embedded one"
 )]
 struct Cli {
+    /// Log format on stderr: `text` for people (coloured only on a terminal), `json` for log
+    /// pipelines (one object per line).
+    #[arg(long, global = true, env = "TASK_EVENTS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -66,15 +72,8 @@ enum TopicsCommand {
 }
 
 pub fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,wasmtime=warn,cranelift=warn".into()),
-        )
-        // One event, one line: fields from outside (event ids, plugin text) cannot forge lines.
-        .with_writer(crate::plugin::logging::OneLine::stderr)
-        .init();
     let cli = Cli::parse();
+    init_logging(cli.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -109,6 +108,28 @@ pub fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Logs go to stderr, filtered by `RUST_LOG` (default: info, wasmtime and cranelift at warn).
+/// Either format writes one event per line through `OneLine`: fields from outside (event ids,
+/// plugin text) cannot forge lines. Colours only when stderr is a terminal (and NO_COLOR is
+/// unset): escape codes in a redirected log are noise for whatever reads it.
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,wasmtime=warn,cranelift=warn".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(crate::plugin::logging::OneLine::stderr);
+    match format {
+        LogFormat::Text => {
+            let colour = std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            logs.with_ansi(colour).init();
+        }
+        // `span` holds the innermost span's fields (a delivery's event id, topic, plugin), and
+        // `spans` every enclosing one.
+        LogFormat::Json => logs.json().with_current_span(true).with_span_list(true).init(),
     }
 }
 

@@ -92,6 +92,11 @@ pub struct ServeArgs {
     )]
     pub sidecar_retry_budget_ms: u64,
 
+    /// During a switch-over from a service built after the seed design: also treat an event as
+    /// handled when the state store holds `<prefix><event_id>` (e.g. `event-processed-`).
+    #[arg(long, env = "TASK_EVENTS_LEGACY_DEDUPE_PREFIX")]
+    pub legacy_dedupe_prefix: Option<String>,
+
     /// How long SIGTERM waits for in-flight deliveries before exiting anyway.
     #[arg(long, env = "TASK_EVENTS_SHUTDOWN_GRACE_MS", default_value_t = 30_000)]
     pub shutdown_grace_ms: u64,

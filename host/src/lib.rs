@@ -14,6 +14,8 @@ mod admin;
 mod dapr;
 mod dead_letter;
 mod embedded;
+mod http_limits;
+mod http_server;
 mod metrics;
 mod not_found;
 mod pid_file;

@@ -1,8 +1,7 @@
 //! `serve --pid-file PATH`: the serving process's id, for `kill -HUP "$(cat PATH)"`.
 //!
-//! Contract: written once the process is ready for signals (its SIGHUP and SIGTERM handlers are
-//! installed and the port is open), so a signal sent to the id in the file never meets the
-//! default action (which would kill the process). Written whole (a temporary file renamed over
+//! Contract: written once the port is open and SIGHUP is handled (`serve`), so a SIGHUP sent to
+//! the id in the file reloads the plugin and never meets the default action (exit). Written whole (a temporary file renamed over
 //! PATH), so a reader never sees half an id. Removed when the guard is dropped (normal exit or an
 //! error after start), unless the file by then names another process (a second host started
 //! with the same PATH owns it now).

@@ -16,9 +16,9 @@ use anyhow::Context as _;
 use axum::middleware::from_fn_with_state;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ServeArgs, SidecarMode};
+use crate::config::{ServeArgs, SidecarMode, non_empty, warn_if_exposed};
 use crate::dapr::app::{self, App};
-use crate::dapr::auth::require_dapr_api_token;
+use crate::dapr::auth::{require_dapr_api_token, require_metrics_token};
 use crate::dapr::client::DaprClient;
 use crate::embedded::{AppChannel, Embedded};
 use crate::metrics::{Instrumented, Metrics};
@@ -29,7 +29,13 @@ use crate::plugin::loaded::sha256_hex;
 use crate::plugin::{Generation, Preparer, Registry, Runtime, Swapper, watch};
 use crate::sidecar::Sidecar;
 
-pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+pub async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
+    // An empty token is no token, as daprd reads it (with a warning), once, here.
+    args.app_api_token = non_empty("APP_API_TOKEN", args.app_api_token.take());
+    args.dapr_api_token = non_empty("DAPR_API_TOKEN", args.dapr_api_token.take());
+    args.swap.admin_token = non_empty("TASK_EVENTS_ADMIN_TOKEN", args.swap.admin_token.take());
+    args.metrics_token = non_empty("TASK_EVENTS_METRICS_TOKEN", args.metrics_token.take());
+    let http_limits = args.http.limits();
     let runtime = Runtime::new(args.limits.limits())
         .map_err(|e| anyhow::anyhow!("starting the wasm runtime: {e:#}"))?;
     let (bytes, origin) = match &args.guest {
@@ -115,10 +121,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         app_id: args.app_id.clone(),
         shutdown: shutdown.clone(),
         sidecar_retry_budget: args.sidecar_retry_budget(),
+        legacy_dedupe_prefix: args.legacy_dedupe_prefix.clone().filter(|p| !p.is_empty()),
     });
     let app_routes = app::router(Arc::new(App {
         pipeline,
         subscriptions,
+        limits: http_limits,
     }));
     let mut public = match &args.app_api_token {
         // route_layer (here and below): an unknown path answers 404, not a token error.
@@ -152,6 +160,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         public = public.merge(crate::not_found::sidecar_off(&endpoint));
     }
     public = public.fallback(crate::not_found::unknown);
+    if let Some(token) = &args.metrics_token {
+        public = public.layer(from_fn_with_state(
+            Arc::<str>::from(token.as_str()),
+            require_metrics_token,
+        ));
+    }
 
     let address = std::net::SocketAddr::new(args.listen, args.app_port);
     let listener = tokio::net::TcpListener::bind(address)
@@ -160,6 +174,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             format!("listening on {address} (is another process using the port? set --app-port)")
         })?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
+    warn_if_exposed(address, args.app_api_token.is_some(), "APP_API_TOKEN");
+    if embedded.is_some() {
+        // The embedded sidecar's publish and state API shares this port.
+        warn_if_exposed(address, args.dapr_api_token.is_some(), "DAPR_API_TOKEN");
+    }
 
     tokio::spawn(wait_for_signal(shutdown.clone()));
     watch::spawn_sighup(args.guest.clone(), swapper.clone());
@@ -177,11 +196,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             shutdown.clone(),
         )?;
     }
-    let server =
-        axum::serve(listener, public).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let server = crate::http_server::serve(listener, public, http_limits, shutdown.clone());
     let grace = args.shutdown_grace();
     let finished = async {
-        server.await?;
+        server.await;
         if let Some(delivery) = delivery {
             delivery.await?;
         }

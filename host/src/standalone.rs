@@ -50,9 +50,7 @@ pub async fn run(args: SidecarArgs) -> anyhow::Result<()> {
         let (embedded, shutdown) = (embedded.clone(), shutdown.clone());
         tokio::spawn(async move { embedded.run_delivery(app, shutdown).await })
     };
-    axum::serve(listener, routes)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await?;
+    crate::http_server::serve(listener, routes, args.http.limits(), shutdown.clone()).await;
     delivery.await?;
     tracing::info!("stopped");
     Ok(())

@@ -442,3 +442,34 @@ async fn in_a_bulk_batch_a_users_later_entries_wait_behind_its_retry() {
     assert_eq!(created.len(), 1);
     assert_eq!(created[0]["data"]["user_id"], "user-b");
 }
+
+#[tokio::test]
+async fn events_the_seed_service_handled_are_not_handled_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = DaprMode::start(
+        HOST,
+        dir.path(),
+        None,
+        &["--legacy-dedupe-prefix", "event-processed-"],
+        &[],
+    )
+    .await;
+    // The previous service (built after the seed design) recorded this one.
+    let status = p
+        .sidecar
+        .api(reqwest::Method::POST, "/v1.0/state/statestore")
+        .json(&json!([{"key": "event-processed-evt-seed", "value": {"processed": true}}]))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 204);
+    let mut handled = daily_completion(41);
+    handled["event_id"] = json!("evt-seed");
+    publish(&p.sidecar, &handled).await;
+    publish(&p.sidecar, &daily_completion(42)).await;
+    p.wait_answers(TASK_ROUTE, "both answered, and the new task's own delivery", |a| a.len() >= 3)
+        .await;
+    let created = p.created().await;
+    assert_eq!(created.len(), 1, "only the event the seed service never saw: {created:#?}");
+}

@@ -106,8 +106,9 @@ impl Admin {
         .await
     }
 
-    /// One sample of `/metrics`, e.g. `metric("task_events_deliveries_total{status=\"RETRY\"}")`;
-    /// 0 when the series is absent.
+    /// One series of `/metrics`, e.g. `metric("task_events_deliveries_total{status=\"RETRY\"}")`:
+    /// the sum of every sample of that name whose labels include the given ones (so the query
+    /// above adds up every topic); 0 when there is none.
     pub async fn metric(&self, series: &str) -> f64 {
         let text = self
             .client
@@ -118,14 +119,47 @@ impl Admin {
             .text()
             .await
             .unwrap();
+        let (name, wanted) = parse_series(series);
         text.lines()
-            .find_map(|line| {
-                line.strip_prefix(series)
-                    .and_then(|rest| rest.strip_prefix(' '))
+            .filter(|line| !line.starts_with('#'))
+            .filter_map(|line| line.rsplit_once(' '))
+            .filter(|(sample, _)| {
+                let (n, labels) = parse_series(sample);
+                n == name && wanted.iter().all(|w| labels.contains(w))
             })
-            .map(|value| value.trim().parse().expect("a metric value"))
-            .unwrap_or(0.0)
+            .map(|(_, value)| value.trim().parse::<f64>().expect("a metric value"))
+            .sum()
     }
+}
+
+/// `name{a="x",b="y"}` as its name and label pairs (values unescaped).
+pub fn parse_series(series: &str) -> (String, Vec<(String, String)>) {
+    let Some((name, rest)) = series.split_once('{') else {
+        return (series.trim().to_string(), Vec::new());
+    };
+    let mut labels = Vec::new();
+    let mut chars = rest.chars();
+    loop {
+        let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
+        let key = key.trim_start_matches(',').trim().to_string();
+        if key.is_empty() || key == "}" || chars.next() != Some('"') {
+            break;
+        }
+        let mut value = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some('n') => value.push('\n'),
+                    Some(other) => value.push(other),
+                    None => break,
+                },
+                '"' => break,
+                c => value.push(c),
+            }
+        }
+        labels.push((key, value));
+    }
+    (name.to_string(), labels)
 }
 
 /// Hex sha256, as the host reports plugins.

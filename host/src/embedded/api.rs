@@ -3,12 +3,14 @@
 //!
 //! Parsing happens here, once: path parameters are URL-unescaped like daprd's
 //! `url.QueryUnescape` (`+` is a space), `metadata.<key>` query parameters become [`Metadata`]
-//! (first value wins), and bodies are capped at 4 MiB (daprd's `--max-body-size` default;
-//! larger ones get 413). Errors are daprd's `{"errorCode","message"}` bodies.
+//! (first value wins), and bodies are capped at `--max-body-bytes`, 4 MiB by default (daprd's
+//! `--max-body-size` default; larger ones get 413, slow ones 408: `http_limits.rs`); a bulk
+//! publish of more than `--max-bulk-entries` entries gets 413. Errors are daprd's
+//! `{"errorCode","message"}` bodies.
 
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -21,7 +23,8 @@ use super::envelope::Metadata;
 use super::error::ApiError;
 use super::go_decode::{field, query_unescape, str_field};
 
-/// daprd's default `--max-body-size`.
+/// daprd's default `--max-body-size`, and ours (`--max-body-bytes`).
+#[cfg(test)]
 pub(crate) const MAX_BODY: usize = 4 << 20;
 
 pub(super) fn routes(e: Embedded) -> Router {
@@ -40,7 +43,9 @@ pub(super) fn routes(e: Embedded) -> Router {
         .route("/v1.0/metadata", get(super::api_metadata::metadata))
         .merge(super::api_state::routes())
         .merge(super::topics::routes())
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        // bound_body reads and bounds every body before an extractor sees it.
+        .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn(crate::http_limits::bound_body))
         .with_state(e)
 }
 
@@ -93,6 +98,7 @@ async fn publish(
 /// entry or none is published (one transaction), so a failure lists all entries.
 async fn bulk_publish(
     State(e): State<Embedded>,
+    Extension(limits): Extension<crate::http_limits::HttpLimits>,
     Path(rest): Path<String>,
     uri: Uri,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
@@ -100,9 +106,15 @@ async fn bulk_publish(
 ) -> Response {
     let prefixes = ["/v1.0-alpha1/publish/bulk/", "/v1.0/publish/bulk/"];
     let (pubsub, topic) = pubsub_and_topic(&uri, &prefixes, &rest);
-    let entries = match metadata(query).and_then(|md| bulk_entries(&body, &md)) {
+    let entries = match metadata(query)
+        .map_err(BulkRefusal::from)
+        .and_then(|md| bulk_entries(&body, &md, &limits))
+    {
         Ok(entries) => entries,
-        Err(err) => return err.into_response(),
+        Err(BulkRefusal::TooMany(count)) => {
+            return crate::http_limits::too_many_entries(count, &limits);
+        }
+        Err(BulkRefusal::Api(err)) => return err.into_response(),
     };
     let ids: Vec<String> = entries.iter().map(|en| en.id.clone()).collect();
     match e.publish_many(&pubsub, &topic, entries).await {
@@ -127,7 +139,24 @@ pub(super) struct BulkEntry {
     pub metadata: Metadata,
 }
 
-fn bulk_entries(body: &[u8], request_md: &Metadata) -> Result<Vec<BulkEntry>, ApiError> {
+/// Why a bulk publish is refused before any entry is published.
+enum BulkRefusal {
+    /// More entries than `--max-bulk-entries`.
+    TooMany(usize),
+    Api(ApiError),
+}
+
+impl From<ApiError> for BulkRefusal {
+    fn from(err: ApiError) -> Self {
+        BulkRefusal::Api(err)
+    }
+}
+
+fn bulk_entries(
+    body: &[u8],
+    request_md: &Metadata,
+    limits: &crate::http_limits::HttpLimits,
+) -> Result<Vec<BulkEntry>, BulkRefusal> {
     let bad =
         |msg: String| ApiError::rejected(StatusCode::BAD_REQUEST, "ERR_PUBSUB_EVENTS_SER", msg);
     let items: Vec<Value> = serde_json::from_slice(body).map_err(|err| {
@@ -135,15 +164,18 @@ fn bulk_entries(body: &[u8], request_md: &Metadata) -> Result<Vec<BulkEntry>, Ap
             "error when unmarshaling the request body (a JSON array of entries): {err}"
         ))
     })?;
+    if items.len() > limits.max_bulk_entries {
+        return Err(BulkRefusal::TooMany(items.len()));
+    }
     let mut out: Vec<BulkEntry> = Vec::with_capacity(items.len());
     let mut seen = std::collections::HashSet::with_capacity(items.len());
     for item in &items {
         let id = str_field(item, "entryId").unwrap_or("");
         if id.is_empty() {
-            return Err(bad("entryId is required for every entry".into()));
+            return Err(bad("entryId is required for every entry".into()).into());
         }
         if !seen.insert(id) {
-            return Err(bad(format!("entryId {id} is duplicated")));
+            return Err(bad(format!("entryId {id} is duplicated")).into());
         }
         let ct = str_field(item, "contentType").unwrap_or("");
         let event = field(item, "event").unwrap_or(&Value::Null);
@@ -163,7 +195,7 @@ fn bulk_entries(body: &[u8], request_md: &Metadata) -> Result<Vec<BulkEntry>, Ap
         } else if mt == "application/json" || mt == super::envelope::CLOUDEVENTS_JSON {
             serde_json::to_vec(event).map_err(|err| bad(err.to_string()))?
         } else {
-            return Err(bad(format!("entry {id}: unsupported contentType {ct:?}")));
+            return Err(bad(format!("entry {id}: unsupported contentType {ct:?}")).into());
         };
         // Entry metadata overrides the request's (merged only when the entry has some).
         let metadata = match field(item, "metadata").and_then(Value::as_object) {

@@ -3,8 +3,8 @@
 //!
 //! Without `follow` it stops at the end of the topic; with `follow` it long-polls for new
 //! records (no busy polling) until the host goes away or the caller drops the future (Ctrl-C).
-//! Fails with a message naming the URL when the host is unreachable or is not serving the
-//! embedded sidecar.
+//! Fails with a message naming the URL, and how to point `--url` (TASK_EVENTS_URL) elsewhere,
+//! when the host is unreachable or is not serving the embedded sidecar.
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
@@ -44,14 +44,17 @@ pub async fn tail(
         }
         let resp = client.get(&url).send().await.with_context(|| {
             format!(
-                "cannot reach the task-events host at {base} (is `task-events-host serve` running?)"
+                "cannot reach the task-events host at {base}: is `task-events-host serve` running \
+                 there? Point --url (or TASK_EVENTS_URL) at the host's app port, e.g. \
+                 --url http://127.0.0.1:8080"
             )
         })?;
         let status = resp.status();
         if status == reqwest::StatusCode::NOT_FOUND {
             bail!(
                 "{url} answered 404: the host at {base} does not serve the embedded sidecar \
-                 (in Dapr mode, read the topic from the broker instead)"
+                 (in Dapr mode, read the topic from the broker instead; or point --url / \
+                 TASK_EVENTS_URL at a host in embedded mode)"
             );
         }
         if !status.is_success() {

@@ -55,6 +55,9 @@ pub struct Pipeline {
     pub shutdown: CancellationToken,
     /// How long a transient sidecar failure is retried inside one delivery (sidecar_calls.rs).
     pub sidecar_retry_budget: Duration,
+    /// Also honour idempotency records `<prefix><event_id>` written by a previous service
+    /// (the seed design's `event-processed-`), read only (outcome.rs).
+    pub legacy_dedupe_prefix: Option<String>,
 }
 
 impl Pipeline {

@@ -135,6 +135,26 @@ impl Pipeline {
                 Published::Status(status) => status,
             };
         }
+        if let Some(prefix) = &self.legacy_dedupe_prefix {
+            // A service built after the seed design recorded `event-processed-<event_id>`:
+            // during a switch-over, an event it handled is not handled again.
+            let legacy = format!("{prefix}{}", handled.dedupe_key);
+            let what = "reading the seed-style idempotency record";
+            match self
+                .with_retries(what, || self.sidecar.get_state(store, &legacy))
+                .await
+            {
+                Ok(Some(_)) => {
+                    self.metrics.duplicate();
+                    tracing::info!(key = %legacy, "already handled by the previous service; publishing nothing");
+                    return Status::Success;
+                }
+                Ok(None) => {}
+                // A key the store refuses cannot have been written by the previous service.
+                Err(SidecarError::Refused(_)) => {}
+                Err(e) => return self.sidecar_failed(what, e),
+            }
+        }
         let record = OutcomeRecord {
             state: RecordState::Pending,
             plugin: generation.plugin.label().to_string(),
