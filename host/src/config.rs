@@ -170,8 +170,9 @@ pub struct SidecarArgs {
     pub app_port: Option<u16>,
 
     /// Base URL of the app to deliver to, e.g. http://127.0.0.1:3000; wins over --app-port.
-    #[arg(long, env = "TASK_EVENTS_APP_URL")]
-    pub app_url: Option<String>,
+    /// Given more than once: replicas of one app sharing the partitions (a consumer group).
+    #[arg(long, env = "TASK_EVENTS_APP_URL", value_delimiter = ',')]
+    pub app_url: Vec<String>,
 
     /// Port of the sidecar's HTTP API (like daprd's --dapr-http-port).
     #[arg(long, env = "DAPR_HTTP_PORT", default_value_t = 3500)]
@@ -209,11 +210,14 @@ pub struct SidecarArgs {
 }
 
 impl SidecarArgs {
-    /// `--app-url`, else `http://127.0.0.1:<--app-port>`; `None` when neither is given.
-    pub fn app_url(&self) -> Option<String> {
-        self.app_url
-            .clone()
-            .or_else(|| self.app_port.map(|p| format!("http://127.0.0.1:{p}")))
+    /// The `--app-url`s, else `http://127.0.0.1:<--app-port>`; empty when neither is given.
+    pub fn app_urls(&self) -> Vec<String> {
+        if !self.app_url.is_empty() {
+            return self.app_url.clone();
+        }
+        self.app_port
+            .map(|p| vec![format!("http://127.0.0.1:{p}")])
+            .unwrap_or_default()
     }
 
     pub fn app_timeout(&self) -> Duration {

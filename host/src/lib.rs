@@ -9,6 +9,9 @@
 pub mod cli;
 pub mod config;
 pub mod plugin;
+/// Entry points for fuzz/ and its corpus replay; not an API.
+#[doc(hidden)]
+pub mod fuzzing;
 
 mod admin;
 mod dapr;

@@ -5,7 +5,8 @@
 //! at `--app-port` (or `--app-url`) over HTTP as daprd does: it waits for the app to listen,
 //! reads `GET /dapr/subscribe` once, and POSTs every record to the subscribed route, with
 //! routing rules, rawPayload, bulkSubscribe and dead-letter topics. Point any Dapr SDK's HTTP
-//! client at `--dapr-http-port` to develop a pub/sub app without Docker or daprd.
+//! client at `--dapr-http-port` to develop a pub/sub app without Docker or daprd. Several
+//! `--app-url`s are replicas of one app sharing the partitions, like a Kafka consumer group.
 //!
 //! Shutdown (SIGTERM or Ctrl-C): the API stops accepting, in-flight deliveries finish, exit 0.
 
@@ -19,9 +20,11 @@ use crate::embedded::{AppChannel, Embedded, HttpApp};
 
 /// Runs the sidecar until SIGTERM or Ctrl-C.
 pub async fn run(args: SidecarArgs) -> anyhow::Result<()> {
-    let app_url = args
-        .app_url()
-        .context("say where the app listens: --app-port PORT or --app-url URL")?;
+    let app_urls = args.app_urls();
+    anyhow::ensure!(
+        !app_urls.is_empty(),
+        "say where the app listens: --app-port PORT or --app-url URL (repeat --app-url for replicas)"
+    );
     let embedded = Embedded::open(args.embedded.config(&args.app_id, &args.state_store))?;
     let dapr_api_token = crate::config::non_empty("DAPR_API_TOKEN", args.dapr_api_token.clone());
     let app_api_token = crate::config::non_empty("APP_API_TOKEN", args.app_api_token.clone());
@@ -37,7 +40,7 @@ pub async fn run(args: SidecarArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {address} (set --dapr-http-port)"))?;
     tracing::info!(
-        app = %app_url,
+        app = ?app_urls,
         data_dir = %args.embedded.data_dir.display(),
         "sidecar API on http://{}",
         listener.local_addr()?
@@ -45,7 +48,11 @@ pub async fn run(args: SidecarArgs) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     tokio::spawn(crate::serve::wait_for_signal(shutdown.clone()));
-    let app = AppChannel::Http(HttpApp::new(&app_url, app_api_token, args.app_timeout()));
+    let replicas: Vec<HttpApp> = app_urls
+        .iter()
+        .map(|url| HttpApp::new(url, app_api_token.clone(), args.app_timeout()))
+        .collect();
+    let app = AppChannel::Http(replicas.into());
     let delivery = {
         let (embedded, shutdown) = (embedded.clone(), shutdown.clone());
         tokio::spawn(async move { embedded.run_delivery(app, shutdown).await })

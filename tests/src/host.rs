@@ -6,7 +6,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// The environment variables the host reads, removed so the developer's shell cannot leak in.
-const HOST_ENV: [&str; 17] = [
+const HOST_ENV: &[&str] = &[
     "DAPR_HTTP_PORT",
     "DAPR_HTTP_ENDPOINT",
     "DAPR_API_TOKEN",
@@ -24,6 +24,10 @@ const HOST_ENV: [&str; 17] = [
     "TASK_EVENTS_ROLLBACK_WINDOW_SECS",
     "TASK_EVENTS_ROLLBACK_FAILURE_RATE",
     "TASK_EVENTS_ROLLBACK_MIN_DELIVERIES",
+    "TASK_EVENTS_LISTEN",
+    "APP_ID",
+    "TASK_EVENTS_STATE_STORE",
+    "TASK_EVENTS_PUBSUB",
 ];
 
 pub struct HostProcess {

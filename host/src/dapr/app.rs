@@ -182,7 +182,7 @@ fn refuse(app: &App, sub: &Subscription, error: EnvelopeError) -> Response {
 }
 
 /// A bulk batch (§4) is a JSON object with an `entries` array and no CloudEvent `specversion`.
-fn bulk_entries(value: &Value) -> Option<&Vec<Value>> {
+pub(crate) fn bulk_entries(value: &Value) -> Option<&Vec<Value>> {
     let object = value.as_object()?;
     if object.contains_key("specversion") {
         return None;
@@ -234,7 +234,7 @@ async fn deliver_bulk(
 }
 
 /// A bulk entry's `event` is the parsed CloudEvent, or with rawPayload a base64 string.
-fn bulk_event(entry: &Value) -> Result<Incoming, EnvelopeError> {
+pub(crate) fn bulk_event(entry: &Value) -> Result<Incoming, EnvelopeError> {
     match entry.get("event") {
         Some(Value::String(b64)) => {
             let bytes = base64::engine::general_purpose::STANDARD

@@ -1,8 +1,14 @@
 //! How the sidecar reaches the app it delivers to: the host's own router in-process (`serve`,
 //! the one-command path), or any app over HTTP (`task-events-host sidecar`, as daprd does).
 //!
-//! Both take the same `Request` and give back the status and body; everything daprd decides
-//! (routes, headers, how an answer reads) is built above this, once. A transport failure
+//! Over HTTP the app may be several replicas (`--app-url` given more than once): a consumer
+//! group. Partition `p` is delivered to replica `p % n`; when that replica does not answer
+//! (refused, reset, timeout), the delivery goes to the next replica that does, as Kafka hands a
+//! stalled consumer's partitions to the rest of its group. A partition still has one consumer
+//! here, delivering one message at a time, so per-key order holds whichever replica serves it.
+//!
+//! Every kind takes the same `Request` and gives back the status and body; everything daprd
+//! decides (routes, headers, how an answer reads) is built above this, once. A transport failure
 //! (refused, reset, timeout, a handler that panicked) is an `Err`: the message is redelivered.
 
 use std::time::Duration;
@@ -21,8 +27,8 @@ const MAX_RESPONSE: usize = 16 << 20;
 pub enum AppChannel {
     /// The host's router, called in this process.
     InProcess(Router),
-    /// An app listening on HTTP.
-    Http(HttpApp),
+    /// An app listening on HTTP: one or more replicas.
+    Http(std::sync::Arc<[HttpApp]>),
 }
 
 /// An app reached over HTTP, e.g. `http://127.0.0.1:3000`.
@@ -55,24 +61,24 @@ impl HttpApp {
         self.client.get(&self.base).send().await.is_ok()
     }
 
-    async fn call(&self, req: Request<Body>) -> Result<(StatusCode, Bytes), String> {
-        let (parts, body) = req.into_parts();
-        let body = axum::body::to_bytes(body, usize::MAX)
-            .await
-            .map_err(|e| format!("reading the request body failed: {e}"))?;
+    async fn call(
+        &self,
+        parts: &axum::http::request::Parts,
+        body: &Bytes,
+    ) -> Result<(StatusCode, Bytes), String> {
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let mut out = self
             .client
-            .request(parts.method, format!("{}{path}", self.base))
-            .headers(parts.headers)
-            .body(body);
+            .request(parts.method.clone(), format!("{}{path}", self.base))
+            .headers(parts.headers.clone())
+            .body(body.clone());
         if let Some(token) = &self.token {
             out = out.header("dapr-api-token", token);
         }
         let resp = out
             .send()
             .await
-            .map_err(|e| format!("calling the app failed: {e}"))?;
+            .map_err(|e| format!("calling the app at {} failed: {e}", self.base))?;
         let status = resp.status();
         let bytes = resp
             .bytes()
@@ -88,11 +94,48 @@ impl HttpApp {
 }
 
 impl AppChannel {
-    /// Sends `req` to the app; `Err` is a transport-level failure (retriable).
-    pub async fn call(&self, req: Request<Body>) -> Result<(StatusCode, Bytes), String> {
+    /// Sends `req`, a message of partition `partition`, to the app; `Err` is a transport-level
+    /// failure of every replica (retriable).
+    pub async fn call(
+        &self,
+        req: Request<Body>,
+        partition: u32,
+    ) -> Result<(StatusCode, Bytes), String> {
+        let replicas = match self {
+            AppChannel::InProcess(router) => return call_in_process(router, req).await,
+            AppChannel::Http(replicas) => replicas,
+        };
+        let (parts, body) = req.into_parts();
+        let body = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .map_err(|e| format!("reading the request body failed: {e}"))?;
+        let n = replicas.len().max(1);
+        let mut failures = Vec::new();
+        for i in 0..n {
+            let Some(app) = replicas.get((partition as usize + i) % n) else {
+                break;
+            };
+            match app.call(&parts, &body).await {
+                Ok(answer) => return Ok(answer),
+                Err(e) => failures.push(e),
+            }
+        }
+        Err(failures.join("; "))
+    }
+
+    /// Whether the app can take deliveries: in-process always; over HTTP, once a replica
+    /// accepts connections (daprd waits for this before it reads `/dapr/subscribe`).
+    pub async fn is_listening(&self) -> bool {
         match self {
-            AppChannel::InProcess(router) => call_in_process(router, req).await,
-            AppChannel::Http(app) => app.call(req).await,
+            AppChannel::InProcess(_) => true,
+            AppChannel::Http(replicas) => {
+                for app in replicas.iter() {
+                    if app.is_listening().await {
+                        return true;
+                    }
+                }
+                false
+            }
         }
     }
 }

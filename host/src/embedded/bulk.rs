@@ -122,7 +122,7 @@ impl Consumer {
             Ok(r) => r,
             Err(e) => return all(Verdict::Retry(e)),
         };
-        match self.app.call(req).await {
+        match self.app.call(req, self.partition).await {
             Ok((status, body)) => interpret_bulk(status, &body, ids),
             Err(e) => all(Verdict::Retry(e)),
         }

@@ -141,6 +141,7 @@ pub(crate) async fn deliver(
     sub: &Subscription,
     p: &Prepared,
     headers: &[(String, String)],
+    partition: u32,
 ) -> Verdict {
     let req = match request(
         &p.path,
@@ -152,7 +153,7 @@ pub(crate) async fn deliver(
         Ok(r) => r,
         Err(e) => return Verdict::Retry(e),
     };
-    match app.call(req).await {
+    match app.call(req, partition).await {
         Ok((status, body)) => interpret(status, &body),
         Err(e) => Verdict::Retry(e),
     }

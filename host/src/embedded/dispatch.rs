@@ -34,10 +34,10 @@ const BATCH: usize = 64;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
 pub(super) async fn run(e: Embedded, app: AppChannel, shutdown: CancellationToken) {
-    if let AppChannel::Http(http) = &app {
+    {
         // daprd waits for the app's port before it reads the subscriptions, however long.
         let mut waited = 0u32;
-        while !http.is_listening().await {
+        while !app.is_listening().await {
             if waited % 100 == 20 {
                 tracing::info!("embedded sidecar: waiting for the app to listen");
             }
@@ -92,7 +92,7 @@ async fn fetch_subscriptions(e: &Embedded, app: &AppChannel) -> Vec<Subscription
             return Vec::new();
         }
     };
-    let (status, body) = match app.call(req).await {
+    let (status, body) = match app.call(req, 0).await {
         Ok(r) => r,
         Err(err) => {
             tracing::error!(
@@ -215,7 +215,7 @@ impl Consumer {
         let mut attempt = 1u32;
         loop {
             let verdict = match deliver::prepare(&self.sub, rec, chrono::Utc::now()) {
-                Ok(p) => deliver::deliver(&self.app, &self.sub, &p, &headers).await,
+                Ok(p) => deliver::deliver(&self.app, &self.sub, &p, &headers, self.partition).await,
                 Err(v) => v,
             };
             let settled = match verdict {

@@ -45,7 +45,7 @@ mod app_channel;
 mod bulk;
 mod deliver;
 mod dispatch;
-mod envelope;
+pub(crate) mod envelope;
 mod error;
 mod go_decode;
 mod state;

@@ -1,0 +1,86 @@
+//! Entry points for the fuzz targets (fuzz/) and their corpus replay on stable
+//! (tests/e2e/fuzz_corpus.rs): thin wrappers over crate-private parsers, each checking the
+//! contract its parser promises. Not an API: nothing else may depend on it.
+//!
+//! Every function here takes any bytes, never panics on its own account, and panics (so the
+//! fuzzer reports a crash) only when the wrapped code breaks its documented contract.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::dapr::app::{bulk_entries, bulk_event};
+use crate::dapr::envelope::{self, EnvelopeError};
+use crate::embedded::envelope::{Envelope, Metadata, choose_partition, raw_payload_wrapper};
+
+/// The app route's decoding of one delivery body, as `dapr/app.rs` does it: a structured
+/// CloudEvent or a bulk batch. Contract: no panic; every accepted event's `data` is JSON text.
+/// Returns how many events were accepted.
+pub fn app_delivery(body: &[u8]) -> usize {
+    let decoded: Vec<Result<envelope::Incoming, EnvelopeError>> =
+        match serde_json::from_slice::<Value>(body) {
+            Err(_) => return 0,
+            Ok(value) => match bulk_entries(&value) {
+                Some(entries) => entries.iter().map(bulk_event).collect(),
+                None => vec![envelope::from_value(value)],
+            },
+        };
+    // The bytes path must agree with the value path for a single event.
+    if decoded.len() == 1 && bulk_entries(&serde_json::from_slice(body).unwrap()).is_none() {
+        assert_eq!(envelope::parse(body), decoded[0], "parse and from_value disagree");
+    }
+    let mut accepted = 0;
+    for incoming in decoded.into_iter().flatten() {
+        assert!(
+            serde_json::from_str::<Value>(&incoming.data).is_ok(),
+            "accepted data is not JSON: {:?}",
+            incoming.data
+        );
+        accepted += 1;
+    }
+    accepted
+}
+
+/// The embedded sidecar's publish: the broker bytes for `body` sent with `content_type` and
+/// `metadata`, and the partition it lands in. Contract: no panic; a rawPayload publish is stored
+/// verbatim; any other accepted publish is a CloudEvent the app side reads as one (never "not
+/// JSON", "not an object" or "not a CloudEvent"), with the publisher's id when it sent one; the
+/// partition is one of the topic's.
+pub fn embedded_publish(content_type: &str, metadata: Vec<(String, String)>, body: &[u8]) {
+    let metadata = Metadata::from_pairs(metadata);
+    let envelope = Envelope {
+        app_id: "app",
+        pubsub: "pubsub",
+        topic: "topic",
+        content_type,
+        metadata: &metadata,
+    };
+    let now: DateTime<Utc> = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+    if let Ok(partition) = choose_partition(&metadata, 4) {
+        assert!(partition < 4, "partition {partition} of 4");
+    }
+    let Ok(stored) = envelope.build(body, now) else {
+        return;
+    };
+    if matches!(metadata.raw_payload(), Ok(true)) {
+        assert_eq!(stored, body, "rawPayload must store the body verbatim");
+        // What a rawPayload subscriber is then handed must parse as a CloudEvent.
+        let wrapper = raw_payload_wrapper(&stored, "topic", "pubsub", metadata.pairs());
+        match envelope::parse(&wrapper) {
+            Ok(_) | Err(EnvelopeError::Base64NotJson) => {}
+            Err(other) => panic!("the rawPayload wrapper is refused: {other}"),
+        }
+        return;
+    }
+    match envelope::parse(&stored) {
+        Ok(_)
+        | Err(EnvelopeError::NoData)
+        | Err(EnvelopeError::DataNotJson)
+        | Err(EnvelopeError::BadBase64)
+        | Err(EnvelopeError::Base64NotJson) => {}
+        Err(EnvelopeError::NotJson(why)) if why.contains("recursion limit") => {}
+        Err(other) => panic!(
+            "the sidecar stored what the app refuses ({other}): {}",
+            String::from_utf8_lossy(&stored)
+        ),
+    }
+}
