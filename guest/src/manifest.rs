@@ -1,9 +1,13 @@
 //! Who the plugin is and what it needs from the host: subscriptions and retry schedules.
 //!
-//! Topics, routes and schedules come from the seed design (reference/seed-kafka-event-driven-
-//! examples.md): three topics on the `kafka-pubsub` component, each with a dead-letter topic
-//! `<topic>-dlq`, and the seed's per-event-type retry strategies. Event types without a policy
-//! here get the host's default.
+//! Topics, routes and schedules come from the seed design (docs/migrating-from-the-seed.md):
+//! three topics on the `kafka-pubsub` component, each with a dead-letter topic `<topic>-dlq`,
+//! and the seed's retry schedules: its per-event-type strategies for `task.completed`,
+//! `reminder.due` and `task.updated`, and for `task.created` and `task.deleted`, which have no
+//! strategy of their own there, its generic backoff (three attempts, 1 s then 2 s apart). The
+//! host has no default: a type with no policy here (and no `*` policy) is dead-lettered at its
+//! first failure, so every task event type the seed publishes is listed. All fit the host's
+//! load-time caps (16 delays, 3600 s in all) unshortened.
 
 use crate::model::{Manifest, RetryPolicy, Subscription};
 use crate::schema::Version;
@@ -16,6 +20,9 @@ pub const TASK_EVENTS: &str = "task-events";
 pub const REMINDERS: &str = "reminders";
 /// Task update notifications.
 pub const TASK_UPDATES: &str = "task-updates";
+
+/// The seed's generic backoff: 3 attempts, waiting 1 s, then 2 s, then dead-letter.
+const SEED_BACKOFF_S: [u32; 2] = [1, 2];
 
 pub fn manifest() -> Manifest {
     Manifest {
@@ -35,6 +42,10 @@ pub fn manifest() -> Manifest {
             // Seed: [1, 2, 4, ..., 512] seconds.
             policy("reminder.due", &[1, 2, 4, 8, 16, 32, 64, 128, 256, 512]),
             policy("task.updated", &[1, 2, 4, 8, 16]),
+            // Seed: retry_event_processing(max_retries=3, initial_delay=1.0), doubling: the
+            // backoff of every event type without a strategy of its own.
+            policy("task.created", &SEED_BACKOFF_S),
+            policy("task.deleted", &SEED_BACKOFF_S),
         ],
     }
 }
@@ -141,6 +152,36 @@ mod tests {
             delays("task.updated"),
             Some(vec![1000, 2000, 4000, 8000, 16_000])
         );
-        assert_eq!(m.retry_policies.len(), 3);
+        assert_eq!(delays("task.created"), Some(vec![1000, 2000]));
+        assert_eq!(delays("task.deleted"), Some(vec![1000, 2000]));
+        assert_eq!(m.retry_policies.len(), 5);
+    }
+
+    /// The host has no default policy, so a seed event type missing here would be dead-lettered
+    /// at its first failure.
+    #[test]
+    fn every_seed_task_event_type_has_a_retry_policy() {
+        let m = manifest();
+        for t in ["task.created", "task.updated", "task.completed", "task.deleted"] {
+            assert!(
+                m.retry_policies.iter().any(|p| p.event_type == t),
+                "{t} has no retry policy"
+            );
+        }
+    }
+
+    /// The host refuses at load a schedule of more than 16 delays or 3600 s in all
+    /// (host/src/plugin/effects.rs); none of the seed's had to be shortened to fit.
+    #[test]
+    fn every_schedule_fits_the_hosts_default_caps() {
+        for p in manifest().retry_policies {
+            assert!(
+                !p.delays_ms.is_empty() && p.delays_ms.len() <= 16,
+                "{}",
+                p.event_type
+            );
+            let total: u64 = p.delays_ms.iter().map(|&d| u64::from(d)).sum();
+            assert!(total <= 3_600_000, "{}: {total} ms", p.event_type);
+        }
     }
 }

@@ -129,7 +129,11 @@ fn init_logging(format: LogFormat) {
         }
         // `span` holds the innermost span's fields (a delivery's event id, topic, plugin), and
         // `spans` every enclosing one.
-        LogFormat::Json => logs.json().with_current_span(true).with_span_list(true).init(),
+        LogFormat::Json => logs
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
     }
 }
 

@@ -92,6 +92,11 @@ pub struct ServeArgs {
     )]
     pub sidecar_retry_budget_ms: u64,
 
+    /// How long idempotency and outcome records are kept (daprd's `ttlInSeconds` on every
+    /// record): a redelivery later than this is handled again.
+    #[arg(long, env = "TASK_EVENTS_RECORD_TTL_SECS", default_value_t = 7 * 24 * 3600)]
+    pub record_ttl_secs: u64,
+
     /// During a switch-over from a service built after the seed design: also treat an event as
     /// handled when the state store holds `<prefix><event_id>` (e.g. `event-processed-`).
     #[arg(long, env = "TASK_EVENTS_LEGACY_DEDUPE_PREFIX")]
@@ -146,6 +151,11 @@ pub struct EmbeddedArgs {
         default_value_t = 5_000
     )]
     pub redelivery_backoff_ms: u64,
+
+    /// Topic records older than this many hours are deleted once every subscriber has them
+    /// (embedded sidecar; expired state keys are removed too).
+    #[arg(long, env = "TASK_EVENTS_RETENTION_HOURS", default_value_t = 168)]
+    pub retention_hours: u64,
 }
 
 impl EmbeddedArgs {
@@ -158,6 +168,7 @@ impl EmbeddedArgs {
             state_store: state_store.to_string(),
             partitions: self.partitions.max(1),
             redelivery_backoff: Duration::from_millis(self.redelivery_backoff_ms.max(1)),
+            retention: Duration::from_secs(self.retention_hours.saturating_mul(3600)),
         }
     }
 }

@@ -15,7 +15,9 @@
 //!
 //! Answers use daprd's error shape (`{"errorCode","message"}`), which both daprd and the Dapr
 //! SDKs already log. JSON nesting needs no bound here: every parser on these routes is
-//! serde_json's, whose recursion limit (128) turns a deep body into a parse error.
+//! serde_json's, whose recursion limit (128) turns a deep body into a parse error. One place
+//! stores JSON without parsing it as a tree (the sidecar's publish keeps the body's bytes), and
+//! it checks [`json_too_deep`] first, so it never accepts what its subscribers cannot parse.
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -73,6 +75,41 @@ pub async fn bound_body(request: Request, next: Next) -> Response {
     };
     parts.extensions.insert(limits);
     next.run(Request::from_parts(parts, Body::from(bytes))).await
+}
+
+/// Deepest JSON nesting a publish body may have: the delivery wraps it in a CloudEvent (one
+/// level) and the app parses that with serde_json's recursion limit (128), with room to spare.
+pub const MAX_JSON_DEPTH: usize = 100;
+
+/// Whether `body`, read as JSON, nests arrays and objects deeper than [`MAX_JSON_DEPTH`]. A
+/// single pass over the bytes, no allocation, no recursion; brackets inside strings do not
+/// count. Bodies that are not JSON are judged the same way, harmlessly: they are stored as
+/// strings or refused by the envelope.
+pub fn json_too_deep(body: &[u8]) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &byte in body {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_JSON_DEPTH {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 /// 413 for a bulk request with more than `--max-bulk-entries` entries.
@@ -149,6 +186,18 @@ mod tests {
         // Not declared (chunked): refused once it passes the limit.
         let streamed = Request::post("/").body(chunks(&["012345", "6789ab"], false)).unwrap();
         assert_eq!(send(small(), streamed).await.0, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[test]
+    fn nesting_is_measured_outside_strings() {
+        let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(!json_too_deep(nested(MAX_JSON_DEPTH).as_bytes()));
+        assert!(json_too_deep(nested(MAX_JSON_DEPTH + 1).as_bytes()));
+        assert!(json_too_deep(nested(100_000).as_bytes()));
+        let in_string = format!(r#"{{"a":"{}\"{}"}}"#, "[".repeat(500), "{".repeat(500));
+        assert!(!json_too_deep(in_string.as_bytes()));
+        // Siblings do not add up.
+        assert!(!json_too_deep("[[]]".repeat(1_000).as_bytes()));
     }
 
     #[tokio::test]

@@ -86,12 +86,6 @@ pub struct Metrics {
     plugin_seconds: Histogram,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Metrics::new(&[])
-    }
-}
-
 impl Metrics {
     /// The host's metrics; `topics` are the subscribed topics, whose delivery series start at 0.
     pub fn new(topics: &[&str]) -> Metrics {

@@ -38,7 +38,13 @@ pub fn sidecar_off(endpoint: &str) -> Router {
             (StatusCode::NOT_FOUND, Json(body)).into_response()
         }
     };
-    ["/v1.0/{*rest}", "/v1.0-alpha1/{*rest}", "/v1.0-embedded/{*rest}"]
-        .into_iter()
-        .fold(Router::new(), |router, path| router.route(path, any(answer.clone())))
+    [
+        "/v1.0/{*rest}",
+        "/v1.0-alpha1/{*rest}",
+        "/v1.0-embedded/{*rest}",
+    ]
+    .into_iter()
+    .fold(Router::new(), |router, path| {
+        router.route(path, any(answer.clone()))
+    })
 }

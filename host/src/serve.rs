@@ -122,6 +122,7 @@ pub async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         shutdown: shutdown.clone(),
         sidecar_retry_budget: args.sidecar_retry_budget(),
         legacy_dedupe_prefix: args.legacy_dedupe_prefix.clone().filter(|p| !p.is_empty()),
+        record_ttl: std::time::Duration::from_secs(args.record_ttl_secs.max(1)),
     });
     let app_routes = app::router(Arc::new(App {
         pipeline,

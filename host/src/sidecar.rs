@@ -96,14 +96,16 @@ pub trait SidecarApi: Send + Sync + 'static {
         key: &'a str,
     ) -> BoxFuture<'a, Result<Option<StateEntry>, SidecarError>>;
 
-    /// Saves one key. `FirstWrite` on an existing key is a [`SidecarError::Conflict`] (or, on
-    /// Redis and Postgres behind daprd, an `Unavailable` 500: callers re-read).
+    /// Saves one key, expiring after `ttl` if given (daprd's `metadata.ttlInSeconds`).
+    /// `FirstWrite` on an existing key is a [`SidecarError::Conflict`] (or, on Redis and Postgres
+    /// behind daprd, an `Unavailable` 500: callers re-read).
     fn save_state<'a>(
         &'a self,
         store: &'a str,
         key: &'a str,
         value: Bytes,
         concurrency: Concurrency,
+        ttl: Option<std::time::Duration>,
     ) -> BoxFuture<'a, Result<(), SidecarError>>;
 }
 

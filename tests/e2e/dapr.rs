@@ -68,6 +68,13 @@ async fn subscriptions_deliveries_publish_and_idempotency_record() {
         .await
         .unwrap();
     assert_eq!(saved.status(), 200, "idempotency record saved");
+    // Every record expires (daprd's ttlInSeconds), 7 days by default.
+    let saves = p.sidecar_proxy.journal_for("/v1.0/state/statestore");
+    let save = saves
+        .iter()
+        .find(|x| x.method == "POST")
+        .expect("a state save");
+    assert_eq!(save.request_json()[0]["metadata"]["ttlInSeconds"], "604800");
 }
 
 #[tokio::test]

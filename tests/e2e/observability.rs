@@ -52,7 +52,11 @@ async fn wait_kind(host: &impl SidecarApi, topic: &str, kind: &str, n: usize) ->
         if found.len() >= n {
             return found;
         }
-        assert!(Instant::now() < deadline, "no {kind} on {topic}; log:\n{}", host.log());
+        assert!(
+            Instant::now() < deadline,
+            "no {kind} on {topic}; log:\n{}",
+            host.log()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -82,9 +86,14 @@ async fn metrics_serve_exactly_the_documented_series() {
     publish(&host, &daily_completion(1)).await;
     wait_kind(&host, "task-events", "task.created", 1).await;
 
-    let resp = reqwest::get(format!("{}/metrics", host.base)).await.unwrap();
+    let resp = reqwest::get(format!("{}/metrics", host.base))
+        .await
+        .unwrap();
     assert!(
-        resp.headers()["content-type"].to_str().unwrap().starts_with("text/plain"),
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain"),
         "Prometheus text"
     );
     let text = resp.text().await.unwrap();
@@ -95,7 +104,10 @@ async fn metrics_serve_exactly_the_documented_series() {
         .map(str::to_string)
         .collect();
     let documented = documented_series();
-    assert!(documented.len() >= 20, "the table was found: {documented:?}");
+    assert!(
+        documented.len() >= 20,
+        "the table was found: {documented:?}"
+    );
     assert_eq!(
         documented, served,
         "docs/operations.md's metrics table and /metrics must list the same series"
@@ -113,19 +125,39 @@ async fn metrics_serve_exactly_the_documented_series() {
         samples
             .iter()
             .filter(|(n, l, _)| {
-                n == name && labels.iter().all(|(k, v)| l.iter().any(|(a, b)| a == k && b == v))
+                n == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| l.iter().any(|(a, b)| a == k && b == v))
             })
             .map(|(_, _, v)| v)
             .sum()
     };
     let delivered = [("topic", "task-events"), ("status", "SUCCESS")];
-    assert!(value("task_events_deliveries_total", &delivered) >= 1.0, "{text}");
+    assert!(
+        value("task_events_deliveries_total", &delivered) >= 1.0,
+        "{text}"
+    );
     assert!(value("task_events_plugin_call_duration_seconds_count", &[]) >= 1.0);
-    assert!(value("task_events_sidecar_calls_total", &[("operation", "publish"), ("result", "ok")]) >= 1.0);
-    assert_eq!(value("task_events_plugin_rejections_total", &[("reason", "not-a-component")]), 1.0);
+    assert!(
+        value(
+            "task_events_sidecar_calls_total",
+            &[("operation", "publish"), ("result", "ok")]
+        ) >= 1.0
+    );
+    assert_eq!(
+        value(
+            "task_events_plugin_rejections_total",
+            &[("reason", "not-a-component")]
+        ),
+        1.0
+    );
     let current = [("role", "current"), ("name", "task-plugin")];
     assert_eq!(value("task_events_plugin_generation_info", &current), 1.0);
-    assert_eq!(value("task_events_dead_letters_total", &[("reason", "rejected")]), 0.0);
+    assert_eq!(
+        value("task_events_dead_letters_total", &[("reason", "rejected")]),
+        0.0
+    );
 }
 
 #[tokio::test]
@@ -143,7 +175,10 @@ async fn trace_context_reaches_every_event_a_delivery_publishes() {
     assert_eq!(dead[0]["tracestate"], "vendor=x1");
 
     // Stderr is a file here, not a terminal: no colour codes in the log.
-    assert!(!host.log().contains('\u{1b}'), "ANSI codes in a redirected log");
+    assert!(
+        !host.log().contains('\u{1b}'),
+        "ANSI codes in a redirected log"
+    );
 }
 
 #[tokio::test]
@@ -151,8 +186,10 @@ async fn in_dapr_mode_the_trace_travels_to_daprd_with_the_publish() {
     let dir = tempfile::tempdir().unwrap();
     let p = DaprMode::start(HOST, dir.path(), None, &[], &[]).await;
     publish_traced(&p.sidecar, &daily_completion(3), TP).await;
-    p.wait_answers(TASK_ROUTE, "the completion and the task it created", |a| a.len() >= 2)
-        .await;
+    p.wait_answers(TASK_ROUTE, "the completion and the task it created", |a| {
+        a.len() >= 2
+    })
+    .await;
     let publishes: Vec<_> = p
         .sidecar_proxy
         .journal()
@@ -162,8 +199,15 @@ async fn in_dapr_mode_the_trace_travels_to_daprd_with_the_publish() {
     assert!(!publishes.is_empty());
     for x in &publishes {
         // daprd sets an app CloudEvent's trace fields from the publish request's context.
-        assert_eq!(x.request_headers.get("traceparent").map(String::as_str), Some(TP));
-        assert!(x.path.contains("metadata.cloudevent.traceparent="), "{}", x.path);
+        assert_eq!(
+            x.request_headers.get("traceparent").map(String::as_str),
+            Some(TP)
+        );
+        assert!(
+            x.path.contains("metadata.cloudevent.traceparent="),
+            "{}",
+            x.path
+        );
         assert_eq!(x.request_json()["traceparent"], TP);
     }
     let created = p.created().await;
@@ -177,15 +221,25 @@ async fn json_logs_name_the_event_topic_and_plugin_of_a_delivery() {
         HostProcess::embedded(HOST, dir.path(), &[], &[("TASK_EVENTS_LOG_FORMAT", "json")]).await;
     publish(&host, &invalid_event()).await;
     let dead = wait_topic(&host, "task-events-dlq", 1, Duration::from_secs(30)).await;
-    let original_id = dead[0]["data"]["original"]["id"].as_str().unwrap().to_string();
-    let version = dead[0]["data"]["plugin"]["version"].as_str().unwrap().to_string();
+    let original_id = dead[0]["data"]["original"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let version = dead[0]["data"]["plugin"]["version"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     let log = host.log();
     let lines: Vec<Value> = log
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: not JSON: {l}")))
         .collect();
-    assert!(lines.iter().all(|l| l["level"].is_string() && l["timestamp"].is_string()));
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["level"].is_string() && l["timestamp"].is_string())
+    );
     let dead_lettering = lines
         .iter()
         .find(|l| l["fields"]["message"] == "dead-lettering")
@@ -204,21 +258,50 @@ async fn unknown_paths_answer_404_and_a_publish_in_dapr_mode_says_why() {
     let client = reqwest::Client::new();
     let embedded = HostProcess::embedded(HOST, dir.path(), &[], &[]).await;
     for path in ["/nope", "/admin/nope", "/dapr/nope"] {
-        let resp = client.get(format!("{}{path}", embedded.base)).send().await.unwrap();
+        let resp = client
+            .get(format!("{}{path}", embedded.base))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 404, "{path} in embedded mode");
     }
-    let admin = client.get(format!("{}/admin/plugin", embedded.base)).send().await.unwrap();
-    assert_eq!(admin.status(), 403, "the admin endpoints themselves are still refused");
+    let admin = client
+        .get(format!("{}/admin/plugin", embedded.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        admin.status(),
+        403,
+        "the admin endpoints themselves are still refused"
+    );
 
     // Dapr mode: nothing listens on DAPR_HTTP_PORT, which is fine until a delivery comes.
     let port = free_port().to_string();
     let data = dir.path().join("dapr-data");
     let args = ["--data-dir", data.to_str().unwrap()];
-    let dapr = HostProcess::start(HOST, dir.path(), &args, &[("DAPR_HTTP_PORT", port.as_str())]).await;
-    let resp = client.get(format!("{}/nope", dapr.base)).send().await.unwrap();
-    assert_eq!(resp.status(), 404, "an unknown path in Dapr mode is not an admin 403");
+    let dapr = HostProcess::start(
+        HOST,
+        dir.path(),
+        &args,
+        &[("DAPR_HTTP_PORT", port.as_str())],
+    )
+    .await;
+    let resp = client
+        .get(format!("{}/nope", dapr.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        404,
+        "an unknown path in Dapr mode is not an admin 403"
+    );
     let publish = client
-        .post(format!("{}/v1.0/publish/kafka-pubsub/task-events", dapr.base))
+        .post(format!(
+            "{}/v1.0/publish/kafka-pubsub/task-events",
+            dapr.base
+        ))
         .header("content-type", "application/json")
         .body(daily_completion(5).to_string())
         .send()
@@ -236,23 +319,40 @@ async fn unknown_paths_answer_404_and_a_publish_in_dapr_mode_says_why() {
 async fn the_pid_file_targets_the_serving_process_and_goes_at_exit() {
     let dir = tempfile::tempdir().unwrap();
     let pid_file = dir.path().join("host.pid");
-    let mut host =
-        HostProcess::embedded(HOST, dir.path(), &["--pid-file", pid_file.to_str().unwrap()], &[])
-            .await;
+    let mut host = HostProcess::embedded(
+        HOST,
+        dir.path(),
+        &["--pid-file", pid_file.to_str().unwrap()],
+        &[],
+    )
+    .await;
     let pid = std::fs::read_to_string(&pid_file).expect("the pid file exists while serving");
     // The documented command: kill -HUP "$(cat PATH)".
     let hup = Command::new("sh")
-        .args(["-c", &format!("kill -HUP \"$(cat '{}')\"", pid_file.display())])
+        .args([
+            "-c",
+            &format!("kill -HUP \"$(cat '{}')\"", pid_file.display()),
+        ])
         .status()
         .unwrap();
     assert!(hup.success(), "pid file held {pid:?}");
     let deadline = Instant::now() + Duration::from_secs(30);
     while !host.log().contains("SIGHUP") {
-        assert!(Instant::now() < deadline, "SIGHUP not handled; log:\n{}", host.log());
+        assert!(
+            Instant::now() < deadline,
+            "SIGHUP not handled; log:\n{}",
+            host.log()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let health = reqwest::get(format!("{}/healthz", host.base)).await.unwrap();
-    assert_eq!(health.status(), 200, "SIGHUP reloads; it does not stop the host");
+    let health = reqwest::get(format!("{}/healthz", host.base))
+        .await
+        .unwrap();
+    assert_eq!(
+        health.status(),
+        200,
+        "SIGHUP reloads; it does not stop the host"
+    );
     let status = host.terminate(Duration::from_secs(30)).await;
     assert!(status.success(), "{status}");
     assert!(!pid_file.exists(), "the pid file is removed at exit");
@@ -262,7 +362,14 @@ async fn the_pid_file_targets_the_serving_process_and_goes_at_exit() {
 fn topics_tail_on_an_unreachable_host_names_the_url_flag() {
     let url = format!("http://127.0.0.1:{}", free_port());
     let out = Command::new(HOST)
-        .args(["topics", "tail", "task-events", "--no-follow", "--url", &url])
+        .args([
+            "topics",
+            "tail",
+            "task-events",
+            "--no-follow",
+            "--url",
+            &url,
+        ])
         .env_remove("TASK_EVENTS_URL")
         .output()
         .unwrap();

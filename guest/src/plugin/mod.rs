@@ -25,6 +25,8 @@ mod tests;
 mod tests_outcomes;
 #[cfg(test)]
 mod tests_props;
+#[cfg(test)]
+mod tests_seed;
 
 pub use ids::{MAX_SAFE_INTEGER, NAMESPACE, integer_id};
 

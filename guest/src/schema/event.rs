@@ -3,7 +3,9 @@
 //!
 //! Envelope (all versions): `event_id` (non-empty string), `event_type`, `event_version`,
 //! `task_id`, `user_id` (non-empty string), `timestamp` (RFC 3339 instant), `payload` (object).
-//! Other top-level keys are allowed and carried through migrations untouched.
+//! Other top-level keys are allowed and carried through migrations untouched. What the seed's
+//! Python producers write is 1.0 as well: an absent `event_version` is 1.0, and a naive
+//! `timestamp` / `completed_at` is UTC (see `seed`, which also says how the output shows it).
 //!
 //! Task ids (`task_id`, `payload.parent_task_id`) are JSON integers in 1.x and non-empty strings
 //! in 2.0. The typed [`TaskEvent`] is the 2.0 view whatever the input version: integer ids are
@@ -22,7 +24,8 @@ use super::codes;
 use super::duration::{self, Lead};
 use super::fields::{Obj, Problems};
 use super::recurrence::{self, RecurrenceSpec};
-use super::time::{DateKind, DateValue, parse_instant};
+use super::seed;
+use super::time::{DateKind, DateValue, parse_instant, parse_naive_utc};
 use super::version::Version;
 use crate::problem::Problem;
 
@@ -64,11 +67,15 @@ impl EventType {
     }
 }
 
-/// An RFC 3339 instant and the exact text it was written as.
+/// An RFC 3339 instant and its text: as written, or, for a naive 1.0 time, as written plus
+/// `Z`. Everything downstream (emitted `timestamp`, a `dtstart` taken from the completion, the
+/// `Z` style of a computed due date) copies `raw`, so it carries the UTC reading onwards.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stamp {
     pub raw: String,
     pub at: DateTime<FixedOffset>,
+    /// Written without an offset and read as UTC (event_version 1.0 only).
+    pub naive: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -138,8 +145,9 @@ pub fn parse(text: &str) -> Result<TaskEvent, Vec<Problem>> {
     }
 }
 
-/// [`parse`] for an already-decoded object.
-pub fn parse_map(map: Map<String, Value>) -> Result<TaskEvent, Vec<Problem>> {
+/// [`parse`] for an already-decoded object. `raw` of the result is `map` with the seed's
+/// implicit 1.0 made explicit (`seed::make_explicit`).
+pub fn parse_map(mut map: Map<String, Value>) -> Result<TaskEvent, Vec<Problem>> {
     let mut p = Problems::default();
     let root = Obj::new(&map, "");
     let event_id = p.req_str(root, "event_id").map(str::to_string);
@@ -162,7 +170,12 @@ pub fn parse_map(map: Map<String, Value>) -> Result<TaskEvent, Vec<Problem>> {
         }
         t
     });
-    let version = p.req_str(root, "event_version").and_then(|s| {
+    // Absent (or null): 1.0, the seed's own reading (its migration defaults to "1.0").
+    let implied_version = root.get("event_version").is_none();
+    let version = if implied_version {
+        Some(seed::IMPLIED_VERSION)
+    } else {
+        p.req_str(root, "event_version").and_then(|s| {
         let v = Version::parse(s);
         if v.is_none() {
             let msg = format!(
@@ -172,7 +185,9 @@ pub fn parse_map(map: Map<String, Value>) -> Result<TaskEvent, Vec<Problem>> {
             p.push(codes::UNSUPPORTED_VERSION, "/event_version", msg);
         }
         v
-    });
+        })
+    };
+    let naive_utc = version == Some(seed::IMPLIED_VERSION);
     let task_id = read_task_id(root, "task_id", version, true, &mut p);
     let user_id = p.req_str(root, "user_id").map(str::to_string);
     if user_id.as_deref() == Some("") {
@@ -182,7 +197,7 @@ pub fn parse_map(map: Map<String, Value>) -> Result<TaskEvent, Vec<Problem>> {
             "user_id must not be empty: it partitions and isolates users",
         );
     }
-    let timestamp = read_stamp(root, "timestamp", true, &mut p);
+    let timestamp = read_stamp(root, "timestamp", true, naive_utc, &mut p);
     let payload_map = if root.get("payload").is_none() {
         p.missing("/payload".into());
         None
@@ -190,7 +205,12 @@ pub fn parse_map(map: Map<String, Value>) -> Result<TaskEvent, Vec<Problem>> {
         p.opt_object(root, "payload")
     };
     let payload = match (payload_map, version) {
-        (Some(m), Some(v)) => Some(read_payload(Obj::new(m, "/payload"), v, &mut p)),
+        (Some(m), Some(v)) => Some(read_payload(
+            Obj::new(m, "/payload"),
+            v,
+            naive_utc,
+            &mut p,
+        )),
         _ => None,
     };
     if let (Some(pl), Some(m)) = (&payload, payload_map) {
@@ -223,6 +243,12 @@ pub fn parse_map(map: Map<String, Value>) -> Result<TaskEvent, Vec<Problem>> {
         }
         return Err(p.0);
     };
+    seed::make_explicit(
+        &mut map,
+        implied_version,
+        naive_text(Some(&timestamp)),
+        naive_text(payload.completed_at.as_ref()),
+    );
     Ok(TaskEvent {
         version,
         event_id,
@@ -254,10 +280,10 @@ fn check_rule(pl: &Payload, m: &Map<String, Value>, timestamp: Option<&Stamp>, p
     recurrence::check_rule(spec, reference, p);
 }
 
-fn read_payload(o: Obj<'_>, version: Version, p: &mut Problems) -> Payload {
+fn read_payload(o: Obj<'_>, version: Version, naive_utc: bool, p: &mut Problems) -> Payload {
     let title = p.opt_str(o, "title").map(str::to_string);
     let due_date = recurrence::read_date(o, "due_date", p);
-    let completed_at = read_stamp(o, "completed_at", false, p);
+    let completed_at = read_stamp(o, "completed_at", false, naive_utc, p);
     let remind_before = p
         .opt_str(o, "remind_before")
         .and_then(|s| match duration::parse(s) {
@@ -331,21 +357,47 @@ fn read_task_id(
     }
 }
 
-fn read_stamp(o: Obj<'_>, key: &str, required: bool, p: &mut Problems) -> Option<Stamp> {
+/// The text a naive stamp is to be written as (None when it had an offset).
+fn naive_text(stamp: Option<&Stamp>) -> Option<&str> {
+    stamp.filter(|s| s.naive).map(|s| s.raw.as_str())
+}
+
+/// An instant; with `naive_utc` (1.0) a naive date-time too, read as UTC.
+fn read_stamp(
+    o: Obj<'_>,
+    key: &str,
+    required: bool,
+    naive_utc: bool,
+    p: &mut Problems,
+) -> Option<Stamp> {
     let raw = if required {
         p.req_str(o, key)
     } else {
         p.opt_str(o, key)
     }?;
-    let at = parse_instant(raw);
-    if at.is_none() {
-        let msg = format!(
-            "'{raw}' is not an RFC 3339 date-time with an offset (e.g. 2025-12-29T10:00:00Z)"
-        );
-        p.push(codes::INVALID_TIMESTAMP, o.ptr(key), msg);
+    if let Some(at) = parse_instant(raw) {
+        return Some(Stamp {
+            raw: raw.to_string(),
+            at,
+            naive: false,
+        });
     }
-    Some(Stamp {
-        raw: raw.to_string(),
-        at: at?,
-    })
+    let naive = parse_naive_utc(raw);
+    if let (Some(at), true) = (naive, naive_utc) {
+        return Some(Stamp {
+            raw: format!("{raw}Z"),
+            at,
+            naive: true,
+        });
+    }
+    let msg = if naive.is_some() {
+        // Only the seed's own version gets the UTC reading: 1.1 and 2.0 were always explicit.
+        format!(
+            "'{raw}' has no offset; only event_version 1.0 reads that as UTC (write '{raw}Z')"
+        )
+    } else {
+        format!("'{raw}' is not an RFC 3339 date-time with an offset (e.g. 2025-12-29T10:00:00Z)")
+    };
+    p.push(codes::INVALID_TIMESTAMP, o.ptr(key), msg);
+    None
 }

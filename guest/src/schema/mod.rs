@@ -9,7 +9,8 @@
 //! - Nothing here panics on any input, and nothing reads a clock.
 //!
 //! Versions: `1.0` is the seed's TaskEvent, `1.1` adds `payload.recurrence`, `2.0` makes task
-//! ids strings (see [`version`], [`event`], [`recurrence`]).
+//! ids strings (see [`version`], [`event`], [`recurrence`]). What 1.0 also accepts from the
+//! seed's Python producers (no `event_version`, naive UTC instants) is in [`seed`].
 
 pub mod clock;
 pub mod codes;
@@ -18,6 +19,7 @@ pub mod event;
 mod fields;
 pub mod recurrence;
 pub mod resolve;
+pub mod seed;
 pub mod time;
 pub mod version;
 
@@ -27,6 +29,8 @@ mod tests;
 mod tests_exceptions;
 #[cfg(test)]
 mod tests_recurrence;
+#[cfg(test)]
+mod tests_seed;
 
 pub use event::{EventType, TaskEvent, parse, parse_map};
 pub use version::Version;

@@ -92,7 +92,12 @@ fn validation_table() {
             Some(json!(1.1)),
             one(WRONG_TYPE, "/event_version"),
         ),
-        ("/event_version", None, one(MISSING_FIELD, "/event_version")),
+        // Absent means 1.0 (the seed's reading), where payload.recurrence does not exist.
+        (
+            "/event_version",
+            None,
+            one(UNKNOWN_FIELD, "/payload/recurrence"),
+        ),
         ("/task_id", Some(json!("501")), one(WRONG_TYPE, "/task_id")),
         ("/task_id", Some(json!(501.5)), one(WRONG_TYPE, "/task_id")),
         ("/task_id", None, one(MISSING_FIELD, "/task_id")),

@@ -6,7 +6,9 @@
 //! - local `YYYY-MM-DDTHH:MM:SS`: a wall-clock time in the series' zone (`tzid`), or floating;
 //! - an RFC 3339 instant with an offset (`2025-03-10T09:00:00Z`, `...+01:00`).
 //!
-//! `timestamp` and `completed_at` must be instants. Years are limited to 1..=9999 (RFC 3339 and
+//! `timestamp` and `completed_at` must be instants; in event_version 1.0 only, they may also be
+//! naive (`YYYY-MM-DDTHH:MM:SS[.fraction]`, what the seed's Python `datetime.utcnow()` writes),
+//! read as UTC ([`parse_naive_utc`], see `seed`). Years are limited to 1..=9999 (RFC 3339 and
 //! the recurrence engine agree on that range). Sub-second digits of an instant are accepted; the
 //! series arithmetic works in whole seconds, so they are dropped from computed values.
 
@@ -76,6 +78,23 @@ impl DateForm {
 pub fn parse_instant(s: &str) -> Option<DateTime<FixedOffset>> {
     let t = DateTime::parse_from_rfc3339(s).ok()?;
     (t.year() >= 1).then_some(t)
+}
+
+/// A naive date-time as Python's `datetime.isoformat()` writes it: `YYYY-MM-DDTHH:MM:SS`,
+/// optionally `.` and 1 to 9 digits, no offset; read as UTC. Parsed as the same text with `Z`
+/// appended, so a naive time and its explicit-UTC twin can never mean different instants.
+pub fn parse_naive_utc(s: &str) -> Option<DateTime<FixedOffset>> {
+    let (whole, fraction) = s.split_at_checked(19)?;
+    if !shape(whole, "dddd-dd-ddTdd:dd:dd") {
+        return None;
+    }
+    if !fraction.is_empty() {
+        let digits = fraction.strip_prefix('.')?;
+        if !(1..=9).contains(&digits.len()) || !digits.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+    }
+    parse_instant(&format!("{s}Z"))
 }
 
 /// Exactly `YYYY-MM-DD`, years 1..=9999.
@@ -164,6 +183,34 @@ mod tests {
             "２025-01-31",
         ] {
             assert_eq!(DateValue::parse(s), None, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn naive_times_read_as_utc_only_in_python_isoformat_shape() {
+        for (naive, twin) in [
+            ("2025-12-29T10:00:00", "2025-12-29T10:00:00Z"),
+            ("2025-12-29T10:00:00.123456", "2025-12-29T10:00:00.123456Z"),
+            ("2025-12-29T10:00:00.4", "2025-12-29T10:00:00.4+00:00"),
+            ("9999-12-31T23:59:59.999999999", "9999-12-31T23:59:59.999999999Z"),
+        ] {
+            assert_eq!(parse_naive_utc(naive), parse_instant(twin), "{naive}");
+            assert!(parse_naive_utc(naive).is_some(), "{naive}");
+        }
+        for s in [
+            "2025-12-29T10:00:00Z",
+            "2025-12-29T10:00:00+00:00",
+            "2025-12-29 10:00:00.123456",
+            "2025-12-29T10:00:00.",
+            "2025-12-29T10:00:00.1234567890",
+            "2025-12-29T10:00:00,5",
+            "2025-12-29T10:00",
+            "2025-12-29",
+            "0000-12-29T10:00:00",
+            "2025-02-30T10:00:00",
+            "2025-12-29T10:00:00.12é",
+        ] {
+            assert_eq!(parse_naive_utc(s), None, "{s:?}");
         }
     }
 

@@ -123,6 +123,7 @@ impl DaprClient {
         key: &str,
         value: Bytes,
         concurrency: Concurrency,
+        ttl: Option<Duration>,
     ) -> Result<(), SidecarError> {
         let value: serde_json::Value = serde_json::from_slice(&value).unwrap_or_else(|_| {
             serde_json::Value::String(String::from_utf8_lossy(&value).into_owned())
@@ -130,6 +131,9 @@ impl DaprClient {
         let mut item = json!({"key": key, "value": value});
         if concurrency == Concurrency::FirstWrite {
             item["options"] = json!({"concurrency": "first-write"});
+        }
+        if let Some(ttl) = ttl {
+            item["metadata"] = json!({"ttlInSeconds": ttl.as_secs().max(1).to_string()});
         }
         let path = format!("/v1.0/state/{}", segment(store));
         let resp = self
@@ -200,8 +204,9 @@ impl crate::sidecar::SidecarApi for DaprClient {
         key: &'a str,
         value: Bytes,
         concurrency: Concurrency,
+        ttl: Option<Duration>,
     ) -> crate::sidecar::BoxFuture<'a, Result<(), SidecarError>> {
-        Box::pin(DaprClient::save_state(self, store, key, value, concurrency))
+        Box::pin(DaprClient::save_state(self, store, key, value, concurrency, ttl))
     }
 }
 

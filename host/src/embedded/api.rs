@@ -84,6 +84,18 @@ async fn publish(
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
+        // Refused here, where the publisher hears why, rather than dropped at delivery: the
+        // app side parses with serde_json's recursion limit (128), below Go's (10000).
+        if crate::http_limits::json_too_deep(&body) {
+            return Err(ApiError::rejected(
+                StatusCode::BAD_REQUEST,
+                "ERR_PUBSUB_CLOUD_EVENTS_SER",
+                format!(
+                    "the body nests JSON deeper than {} levels, which no subscriber could parse",
+                    crate::http_limits::MAX_JSON_DEPTH
+                ),
+            ));
+        }
         e.publish_record(&pubsub, &topic, content_type, &body, metadata)
             .await
     }

@@ -124,6 +124,7 @@ fn upsert(item: &Value, code: &'static str) -> Result<StateOp, ApiError> {
         value: serde_json::to_vec(value).map_err(|err| malformed(err.to_string()))?,
         etag,
         first_write,
+        ttl_secs: ttl_of(item),
     }))
 }
 
@@ -232,3 +233,16 @@ async fn transaction(
         .await,
     )
 }
+
+/// `metadata.ttlInSeconds` of a save item (a string, as daprd takes it, or a number); `-1`, `0`,
+/// absent or unreadable mean "no TTL".
+fn ttl_of(item: &Value) -> Option<u64> {
+    let raw = field(item, "metadata").and_then(|m| field(m, "ttlInSeconds"))?;
+    let secs = match raw {
+        Value::String(s) => s.trim().parse::<i64>().ok()?,
+        Value::Number(n) => n.as_i64()?,
+        _ => return None,
+    };
+    u64::try_from(secs).ok().filter(|s| *s > 0)
+}
+

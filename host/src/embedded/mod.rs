@@ -35,12 +35,15 @@
 //! locked by another host, partition count changed, ...). Requests fail as daprd's do (status +
 //! `errorCode`); in-process callers get a [`SidecarError`] classed by what to do next.
 //!
-//! Not implemented: state TTLs, CEL beyond `event.<field> ==|!= "<string>"`, and tracing.
+//! Growth is bounded: state TTLs and topic retention (`retention.rs`).
+//!
+//! Not implemented: CEL beyond `event.<field> ==|!= "<string>"`, and tracing.
 //! API tokens are a layer the caller puts around [`Embedded::routes`] (`serve`, `sidecar`).
 
 mod api;
 mod api_metadata;
 mod api_state;
+mod retention;
 mod app_channel;
 mod bulk;
 mod deliver;
@@ -90,6 +93,8 @@ pub struct EmbeddedConfig {
     /// Longest wait between redeliveries of a message the app asked to retry (default 5 s,
     /// pubsub.kafka's retry interval).
     pub redelivery_backoff: Duration,
+    /// Topic records older than this are deleted once consumed (default 7 days; `retention.rs`).
+    pub retention: Duration,
 }
 
 impl EmbeddedConfig {
@@ -101,6 +106,7 @@ impl EmbeddedConfig {
             state_store: "statestore".into(),
             partitions: 4,
             redelivery_backoff: Duration::from_secs(5),
+            retention: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -192,12 +198,14 @@ impl Embedded {
         key: &str,
         value: Bytes,
         concurrency: Concurrency,
+        ttl: Option<Duration>,
     ) -> Result<(), SidecarError> {
         let op = StateOp::Upsert(SaveOp {
             key: key.to_string(),
             value: value.to_vec(),
             etag: None,
             first_write: concurrency == Concurrency::FirstWrite,
+            ttl_secs: ttl.map(|t| t.as_secs()),
         });
         self.state_apply(store, vec![op], "ERR_STATE_SAVE")
             .await
@@ -214,7 +222,12 @@ impl Embedded {
     /// does), then runs one consumer per (subscribed topic, partition). Returns when `shutdown`
     /// is cancelled and the in-flight deliveries have finished.
     pub async fn run_delivery(&self, app: AppChannel, shutdown: CancellationToken) {
-        dispatch::run(self.clone(), app, shutdown).await
+        let retention = tokio::spawn({
+            let (e, shutdown) = (self.clone(), shutdown.clone());
+            async move { e.run_retention(shutdown).await }
+        });
+        dispatch::run(self.clone(), app, shutdown).await;
+        let _ = retention.await;
     }
 
     // ---- shared by the routes, the in-process API and the delivery loop ----
@@ -450,8 +463,9 @@ impl crate::sidecar::SidecarApi for Embedded {
         key: &'a str,
         value: Bytes,
         concurrency: Concurrency,
+        ttl: Option<Duration>,
     ) -> crate::sidecar::BoxFuture<'a, Result<(), SidecarError>> {
-        Box::pin(Embedded::save_state(self, store, key, value, concurrency))
+        Box::pin(Embedded::save_state(self, store, key, value, concurrency, ttl))
     }
 }
 

@@ -12,12 +12,18 @@
 //! A request of several items (save, transaction) is one redb transaction: all or nothing
 //! (daprd's Redis bulk save is not atomic; nobody relies on partial success). Values are stored
 //! as the given bytes.
+//!
+//! TTLs (`metadata.ttlInSeconds`, as `state.redis` takes them): a save with a TTL expires the key
+//! that many seconds later; a save without one (or with `-1`/`0`) makes it permanent again, as
+//! Redis `SET` does. An expired key reads as absent at once (a first-write over it succeeds) and
+//! is removed by the background sweep (`retention.rs`). Expiry times live in their own table,
+//! so values written before TTLs existed read the same.
 
 use axum::http::StatusCode;
 use redb::ReadableTable;
 
 use super::error::{ApiError, StoreError};
-use super::store::{STATE, Store};
+use super::store::{STATE, STATE_EXPIRY, Store};
 
 /// One write of a save, delete or transaction request.
 #[derive(Debug, Clone)]
@@ -42,6 +48,8 @@ pub(crate) struct SaveOp {
     pub value: Vec<u8>,
     pub etag: Option<String>,
     pub first_write: bool,
+    /// Seconds until the key expires; `None` keeps it forever.
+    pub ttl_secs: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +138,13 @@ impl Store {
         use redb::ReadableDatabase;
         let tx = self.db.begin_read()?;
         let t = tx.open_table(STATE)?;
+        let expiry = tx.open_table(STATE_EXPIRY)?;
+        if expiry
+            .get((store, key))?
+            .is_some_and(|at| at.value() <= now_ms())
+        {
+            return Ok(None);
+        }
         Ok(t.get((store, key))?.map(|v| split(v.value())))
     }
 
@@ -138,9 +153,15 @@ impl Store {
         let tx = self.db.begin_write()?;
         {
             let mut t = tx.open_table(STATE)?;
+            let mut expiry = tx.open_table(STATE_EXPIRY)?;
+            let now = now_ms();
             for op in ops {
                 let key = op.key();
-                let current = t.get((store, key))?.map(|v| split(v.value()).0);
+                let expired = expiry.get((store, key))?.is_some_and(|at| at.value() <= now);
+                let current = match expired {
+                    true => None,
+                    false => t.get((store, key))?.map(|v| split(v.value()).0),
+                };
                 match op {
                     StateOp::Upsert(op) => {
                         match (&op.etag, op.first_write) {
@@ -154,12 +175,22 @@ impl Store {
                         }
                         let next = current.unwrap_or(0) + 1;
                         t.insert((store, key), join(next, &op.value).as_slice())?;
+                        match op.ttl_secs {
+                            Some(secs) => {
+                                let ms = i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+                                expiry.insert((store, key), now.saturating_add(ms))?;
+                            }
+                            None => {
+                                expiry.remove((store, key))?;
+                            }
+                        }
                     }
                     StateOp::Delete { etag, .. } => {
                         if let Some(etag) = etag {
                             check_etag(key, etag, current)?;
                         }
                         t.remove((store, key))?;
+                        expiry.remove((store, key))?;
                     }
                 }
             }
@@ -167,6 +198,11 @@ impl Store {
         tx.commit()?;
         Ok(())
     }
+}
+
+/// Milliseconds since the Unix epoch, the clock TTLs are measured on.
+pub(super) fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 #[cfg(test)]
@@ -179,6 +215,7 @@ mod tests {
             value: value.as_bytes().to_vec(),
             etag: etag.map(str::to_string),
             first_write,
+            ttl_secs: None,
         })
     }
 

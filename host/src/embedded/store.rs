@@ -23,11 +23,14 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{EmbeddedError, StoreError};
 
-const LOG: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("topic_log");
-const PARTITION: TableDefinition<(&str, u32, u64), ()> = TableDefinition::new("topic_partition");
-const NEXT: TableDefinition<&str, u64> = TableDefinition::new("topic_next");
-const POSITIONS: TableDefinition<(&str, &str, u32), u64> = TableDefinition::new("consumer_next");
+pub(super) const LOG: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("topic_log");
+pub(super) const PARTITION: TableDefinition<(&str, u32, u64), ()> = TableDefinition::new("topic_partition");
+pub(super) const NEXT: TableDefinition<&str, u64> = TableDefinition::new("topic_next");
+pub(super) const POSITIONS: TableDefinition<(&str, &str, u32), u64> = TableDefinition::new("consumer_next");
 pub(super) const STATE: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("state");
+/// When a state key expires, in ms since the epoch (keys without a TTL are absent here).
+pub(super) const STATE_EXPIRY: TableDefinition<(&str, &str), i64> =
+    TableDefinition::new("state_expiry");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 pub(crate) const FILE_NAME: &str = "task-events.redb";
@@ -58,7 +61,7 @@ impl Record {
         out
     }
 
-    fn decode(topic: &str, offset: u64, bytes: &[u8]) -> Result<Record, StoreError> {
+    pub(super) fn decode(topic: &str, offset: u64, bytes: &[u8]) -> Result<Record, StoreError> {
         let corrupt = |detail: String| StoreError::Corrupt {
             what: format!("{topic}@{offset}"),
             detail,
@@ -133,6 +136,7 @@ impl Store {
                 tx.open_table(NEXT)?;
                 tx.open_table(POSITIONS)?;
                 tx.open_table(STATE)?;
+                tx.open_table(STATE_EXPIRY)?;
                 let mut meta = tx.open_table(META)?;
                 let existing = meta.get("partitions")?.map(|v| v.value());
                 match existing {

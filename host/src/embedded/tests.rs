@@ -277,11 +277,11 @@ async fn state_routes() {
         (StatusCode::INTERNAL_SERVER_ERROR, "ERR_STATE_TRANSACTION")
     );
     // The in-process API: first-write conflicts.
-    e.save_state("statestore", "m", "1".into(), Concurrency::FirstWrite)
+    e.save_state("statestore", "m", "1".into(), Concurrency::FirstWrite, None)
         .await
         .unwrap();
     let err = e
-        .save_state("statestore", "m", "2".into(), Concurrency::FirstWrite)
+        .save_state("statestore", "m", "2".into(), Concurrency::FirstWrite, None)
         .await
         .unwrap_err();
     assert!(matches!(err, SidecarError::Conflict(_)), "{err}");
@@ -317,7 +317,7 @@ async fn survives_reopen() {
         metadata: vec![("partitionKey".into(), "u".into())],
     };
     e.publish(req.clone()).await.unwrap();
-    e.save_state("statestore", "k", "\"v\"".into(), Concurrency::FirstWrite)
+    e.save_state("statestore", "k", "\"v\"".into(), Concurrency::FirstWrite, None)
         .await
         .unwrap();
     let err = e

@@ -5,7 +5,7 @@
 //! several calls here, and one `task_events_sidecar_retries_total`.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -56,8 +56,9 @@ impl SidecarApi for Instrumented {
         key: &'a str,
         value: Bytes,
         concurrency: Concurrency,
+        ttl: Option<Duration>,
     ) -> BoxFuture<'a, Result<(), SidecarError>> {
-        let call = self.inner.save_state(store, key, value, concurrency);
+        let call = self.inner.save_state(store, key, value, concurrency, ttl);
         Box::pin(self.timed(SidecarOp::SaveState, call))
     }
 }

@@ -58,6 +58,8 @@ pub struct Pipeline {
     /// Also honour idempotency records `<prefix><event_id>` written by a previous service
     /// (the seed design's `event-processed-`), read only (outcome.rs).
     pub legacy_dedupe_prefix: Option<String>,
+    /// TTL of every idempotency and outcome record (`--record-ttl-secs`).
+    pub record_ttl: Duration,
 }
 
 impl Pipeline {

@@ -10,7 +10,9 @@
 //!   differently) republishes exactly these bytes with these ids, never a second version.
 //! - `done`: overwritten once every emit is published; a redelivery then publishes nothing.
 //!
-//! A record written by an older host (no `state` field) counts as done. The window between a
+//! Every record carries a TTL (`--record-ttl-secs`, 7 days by default; daprd's
+//! `ttlInSeconds`), so they do not pile up forever. A record written by an older host (no `state`
+//! field) counts as done. The window between a
 //! publish and the `done` write is the at-least-once part: a crash there republishes the same
 //! bytes under the same ids, which consumers drop by CloudEvent id.
 
@@ -165,8 +167,13 @@ impl Pipeline {
         let what = "saving the outcome record";
         let saved = self
             .with_retries(what, || {
-                self.sidecar
-                    .save_state(store, &key, value.clone(), Concurrency::FirstWrite)
+                self.sidecar.save_state(
+                    store,
+                    &key,
+                    value.clone(),
+                    Concurrency::FirstWrite,
+                    Some(self.record_ttl),
+                )
             })
             .await;
         match saved {
@@ -256,8 +263,13 @@ impl Pipeline {
         let what = "marking the outcome done";
         if let Err(e) = self
             .with_retries(what, || {
-                self.sidecar
-                    .save_state(store, key, value.clone(), Concurrency::LastWrite)
+                self.sidecar.save_state(
+                    store,
+                    key,
+                    value.clone(),
+                    Concurrency::LastWrite,
+                    Some(self.record_ttl),
+                )
             })
             .await
         {
