@@ -73,7 +73,12 @@ pub fn plugin_output(data: &[u8]) {
         .collect();
     let declared = match field(&f, 2) {
         "-" => None,
-        list => Some(list.split(',').filter(|t| !t.is_empty()).map(String::from).collect()),
+        list => Some(
+            list.split(',')
+                .filter(|t| !t.is_empty())
+                .map(String::from)
+                .collect(),
+        ),
     };
     let delays_ms = field(&f, 3)
         .split(',')
@@ -117,8 +122,15 @@ pub fn plugin_output(data: &[u8]) {
             .filter_map(|s| s.dead_letter_topic.as_deref())
             .collect();
         for emit in &emits {
-            assert!(effects::topic_ok(&emit.topic).is_ok(), "bad topic passed: {:?}", emit.topic);
-            assert!(!dead_letters.contains(&emit.topic.as_str()), "dead-letter topic passed");
+            assert!(
+                effects::topic_ok(&emit.topic).is_ok(),
+                "bad topic passed: {:?}",
+                emit.topic
+            );
+            assert!(
+                !dead_letters.contains(&emit.topic.as_str()),
+                "dead-letter topic passed"
+            );
             assert!(emit.key.len() <= effects::MAX_KEY_LEN, "long key passed");
         }
     }
@@ -136,7 +148,10 @@ pub fn canary_cases(data: &[u8]) {
     let written: Vec<Value> = cases.iter().map(canary::case_to_json).collect();
     let again = canary::parse_cases(&Value::Array(written).to_string())
         .unwrap_or_else(|e| panic!("a written case does not parse again: {e}"));
-    assert_eq!(again, cases, "cases changed on the way through the file format");
+    assert_eq!(
+        again, cases,
+        "cases changed on the way through the file format"
+    );
 }
 
 /// The guest's validate and migrate (native, guest/src/schema, guest/src/migrate): line 1 the
@@ -151,7 +166,9 @@ pub fn guest_validate_migrate(data: &[u8]) {
             "migrate wrote invalid JSON: {migrated}"
         );
         if let Err(problems) = task_plugin::schema::validate(&migrated) {
-            panic!("migrated to {target:?} but the result does not validate: {problems:?}\n{migrated}");
+            panic!(
+                "migrated to {target:?} but the result does not validate: {problems:?}\n{migrated}"
+            );
         }
     }
 }
@@ -167,16 +184,16 @@ pub fn guest_occurrences(data: &[u8]) {
     // Small limits: the engine's cost is bounded per occurrence, not what is fuzzed here.
     let limit = field(&f, 4).parse::<u32>().unwrap_or(3) % 64;
     let after = field(&f, 3);
-    let Ok(found) = task_plugin::recurrence::occurrences_after(
-        field(&f, 0),
-        field(&f, 1),
-        tz,
-        after,
-        limit,
-    ) else {
+    let Ok(found) =
+        task_plugin::recurrence::occurrences_after(field(&f, 0), field(&f, 1), tz, after, limit)
+    else {
         return;
     };
-    assert!(found.len() <= limit as usize, "{} occurrences for limit {limit}", found.len());
+    assert!(
+        found.len() <= limit as usize,
+        "{} occurrences for limit {limit}",
+        found.len()
+    );
     for pair in found.windows(2) {
         if pair[0].len() == pair[1].len() {
             assert!(pair[0] < pair[1], "not ascending: {pair:?}");

@@ -1,7 +1,9 @@
-//! The command line: `serve`, `sidecar`, `check`, `recurrence`, `topics tail`.
+//! The command line: `serve`, `sidecar`, `check`, `recurrence`, `topics tail`, `canary record`,
+//! `replay`.
 //!
 //! Every flag can also be set from an environment variable (see `--help`); exit codes: 0 done,
-//! 1 a failure whose reason is printed on stderr, 2 a usage error (clap's).
+//! 1 a failure whose reason is printed on stderr, 2 a usage error (clap's); `replay` exits 1 when
+//! the outcomes differ and 2 when it cannot compare them (shadow.rs).
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
@@ -51,6 +53,14 @@ enum Command {
         #[command(subcommand)]
         command: TopicsCommand,
     },
+    /// Golden cases for --canary-file, written by the plugin itself.
+    Canary {
+        #[command(subcommand)]
+        command: crate::canary_record::CanaryCommand,
+    },
+    /// Shadow replay: run events through the serving plugin and a candidate, print how their
+    /// outcomes differ (exit 0 identical, 1 different, 2 could not compare).
+    Replay(Box<crate::shadow::ReplayArgs>),
 }
 
 #[derive(Subcommand)]
@@ -88,6 +98,8 @@ pub fn main() -> ExitCode {
                 limits,
             } => check(file, canary_file, limits).await,
             Command::Recurrence(args) => crate::recurrence_preview::run(*args).await,
+            Command::Canary { command } => crate::canary_record::run(command).await,
+            Command::Replay(args) => crate::shadow::run(*args).await,
             Command::Topics {
                 command:
                     TopicsCommand::Tail {
@@ -106,7 +118,7 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            crate::shadow::exit_code(&e)
         }
     }
 }

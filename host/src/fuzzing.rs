@@ -26,7 +26,11 @@ pub fn app_delivery(body: &[u8]) -> usize {
         };
     // The bytes path must agree with the value path for a single event.
     if decoded.len() == 1 && bulk_entries(&serde_json::from_slice(body).unwrap()).is_none() {
-        assert_eq!(envelope::parse(body), decoded[0], "parse and from_value disagree");
+        assert_eq!(
+            envelope::parse(body),
+            decoded[0],
+            "parse and from_value disagree"
+        );
     }
     let mut accepted = 0;
     for incoming in decoded.into_iter().flatten() {

@@ -74,7 +74,8 @@ pub async fn bound_body(request: Request, next: Next) -> Response {
         }
     };
     parts.extensions.insert(limits);
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 /// Deepest JSON nesting a publish body may have: the delivery wraps it in a CloudEvent (one
@@ -150,7 +151,10 @@ mod tests {
 
     fn app(limits: HttpLimits) -> Router {
         Router::new()
-            .route("/", post(|body: Bytes| async move { body.len().to_string() }))
+            .route(
+                "/",
+                post(|body: Bytes| async move { body.len().to_string() }),
+            )
             .layer(axum::middleware::from_fn(bound_body))
             .layer(axum::Extension(limits))
     }
@@ -184,8 +188,13 @@ mod tests {
         assert!(body.contains("--max-body-bytes"), "{body}");
 
         // Not declared (chunked): refused once it passes the limit.
-        let streamed = Request::post("/").body(chunks(&["012345", "6789ab"], false)).unwrap();
-        assert_eq!(send(small(), streamed).await.0, StatusCode::PAYLOAD_TOO_LARGE);
+        let streamed = Request::post("/")
+            .body(chunks(&["012345", "6789ab"], false))
+            .unwrap();
+        assert_eq!(
+            send(small(), streamed).await.0,
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
     }
 
     #[test]
@@ -215,7 +224,10 @@ mod tests {
     /// A body of `parts` with no length, which then ends or (`hang`) never does.
     fn chunks(parts: &[&'static str], hang: bool) -> Body {
         Body::new(Chunks {
-            parts: parts.iter().map(|p| Bytes::from_static(p.as_bytes())).collect(),
+            parts: parts
+                .iter()
+                .map(|p| Bytes::from_static(p.as_bytes()))
+                .collect(),
             hang,
         })
     }

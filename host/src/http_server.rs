@@ -58,8 +58,11 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let service = router
             .clone()
-            .map_request(|request: Request<hyper::body::Incoming>| request.map(axum::body::Body::new));
-        let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+            .map_request(|request: Request<hyper::body::Incoming>| {
+                request.map(axum::body::Body::new)
+            });
+        let connection =
+            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             // Errors here are the client's (reset, timeout, malformed head): hyper has answered

@@ -14,6 +14,7 @@ pub mod plugin;
 pub mod fuzzing;
 
 mod admin;
+mod canary_record;
 mod dapr;
 mod dead_letter;
 mod embedded;
@@ -25,6 +26,7 @@ mod pid_file;
 mod pipeline;
 mod recurrence_preview;
 mod serve;
+mod shadow;
 mod sidecar;
 mod standalone;
 mod trace_context;

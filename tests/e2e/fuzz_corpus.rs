@@ -22,7 +22,9 @@ const TARGETS: [(&str, Target); 6] = [
 
 /// Every file of `fuzz/corpus/<name>` through `target`; returns how many there were.
 fn replay(name: &str, target: Target) -> usize {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus").join(name);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/corpus")
+        .join(name);
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("the corpus {} is missing: {e}", dir.display()))
         .map(|entry| entry.unwrap().path())
@@ -32,7 +34,11 @@ fn replay(name: &str, target: Target) -> usize {
         let input = std::fs::read(file).unwrap();
         // A panic names the file, so a failure is one `cargo fuzz run <target> <file>` away.
         let outcome = std::panic::catch_unwind(|| target(&input));
-        assert!(outcome.is_ok(), "{name}: {} breaks the contract", file.display());
+        assert!(
+            outcome.is_ok(),
+            "{name}: {} breaks the contract",
+            file.display()
+        );
     }
     files.len()
 }

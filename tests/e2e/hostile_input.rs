@@ -55,7 +55,11 @@ fn complete(answer: &[u8]) -> bool {
         return false;
     };
     head.lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().to_string())
+        })
         .and_then(|v| v.parse::<usize>().ok())
         .is_some_and(|len| body.len() >= len)
 }
@@ -111,52 +115,95 @@ async fn hostile_requests_get_clear_answers_while_deliveries_flow() {
 
     // A 1 GB body, announced: 413 on both surfaces, after reading at most what was sent.
     for path in [APP_ROUTE, PUBLISH] {
-        let answer = raw(port, &post(path, "application/json", 1 << 30), &[b' '; 64 << 10]).await;
+        let answer = raw(
+            port,
+            &post(path, "application/json", 1 << 30),
+            &[b' '; 64 << 10],
+        )
+        .await;
         assert_eq!(status_of(&answer), "413", "{path}: {answer}");
         assert!(answer.contains("--max-body-bytes"), "{answer}");
     }
     // A body that trickles in: 408.
     let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     let head = post(APP_ROUTE, "application/json", 100);
-    stream.write_all(format!("{head}\r\n\r\n{{").as_bytes()).await.unwrap();
+    stream
+        .write_all(format!("{head}\r\n\r\n{{").as_bytes())
+        .await
+        .unwrap();
     let answer = read_answer(&mut stream).await;
     assert_eq!(status_of(&answer), "408", "{answer}");
 
     // 100k bulk entries: 413 naming the limit, none processed.
-    let entries: Vec<Value> = (0..100_000).map(|i| json!({"entryId": i.to_string()})).collect();
+    let entries: Vec<Value> = (0..100_000)
+        .map(|i| json!({"entryId": i.to_string()}))
+        .collect();
     let batch = json!({"entries": entries}).to_string();
-    let answer = raw(port, &post(APP_ROUTE, "application/json", batch.len()), batch.as_bytes()).await;
+    let answer = raw(
+        port,
+        &post(APP_ROUTE, "application/json", batch.len()),
+        batch.as_bytes(),
+    )
+    .await;
     assert_eq!(status_of(&answer), "413", "{answer}");
     assert!(answer.contains("--max-bulk-entries"), "{answer}");
     let bulk = Value::Array(entries).to_string();
     let path = "/v1.0-alpha1/publish/bulk/kafka-pubsub/task-events";
-    let answer = raw(port, &post(path, "application/json", bulk.len()), bulk.as_bytes()).await;
+    let answer = raw(
+        port,
+        &post(path, "application/json", bulk.len()),
+        bulk.as_bytes(),
+    )
+    .await;
     assert_eq!(status_of(&answer), "413", "{answer}");
 
     // 100k-deep nesting: a parse error, answered, never a crash or a stack overflow.
     let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-    let answer = raw(port, &post(APP_ROUTE, "application/json", deep.len()), deep.as_bytes()).await;
+    let answer = raw(
+        port,
+        &post(APP_ROUTE, "application/json", deep.len()),
+        deep.as_bytes(),
+    )
+    .await;
     assert_eq!(status_of(&answer), "200", "{answer}");
     assert!(answer.contains(r#"{"status":"DROP"}"#), "{answer}");
     let ce = format!(r#"{{"specversion":"1.0","id":"deep","data":{deep}}}"#);
-    let answer = raw(port, &post(PUBLISH, "application/cloudevents+json", ce.len()), ce.as_bytes()).await;
+    let answer = raw(
+        port,
+        &post(PUBLISH, "application/cloudevents+json", ce.len()),
+        ce.as_bytes(),
+    )
+    .await;
     assert_eq!(status_of(&answer), "400", "{answer}");
-    let answer = raw(port, &post("/v1.0/state/statestore", "application/json", deep.len()), deep.as_bytes()).await;
+    let answer = raw(
+        port,
+        &post("/v1.0/state/statestore", "application/json", deep.len()),
+        deep.as_bytes(),
+    )
+    .await;
     assert_eq!(status_of(&answer), "400", "{answer}");
 
     // A 100 KiB header: 431.
-    let head = format!("GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nx-big: {}", "a".repeat(100 << 10));
+    let head = format!(
+        "GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nx-big: {}",
+        "a".repeat(100 << 10)
+    );
     let answer = raw(port, &head, b"").await;
     assert_eq!(status_of(&answer), "431", "{answer}");
 
     // Through all of it the normal completion was delivered and created its next task.
     let created = embedded_api::wait_topic(&host, "task-events", 2, Duration::from_secs(30)).await;
-    assert!(created.iter().any(|e| e["type"] == "task.created"), "{created:#?}");
+    assert!(
+        created.iter().any(|e| e["type"] == "task.created"),
+        "{created:#?}"
+    );
     for client in slow {
         assert!(client.await.unwrap(), "a slowloris client was never let go");
     }
     // And the host still serves.
-    let health = reqwest::get(format!("{}/healthz", host.base)).await.unwrap();
+    let health = reqwest::get(format!("{}/healthz", host.base))
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200, "{}", host.log());
 }
 
@@ -179,13 +226,25 @@ async fn empty_tokens_are_no_tokens_and_only_metrics_names_the_plugin() {
     assert!(log.contains("DAPR_API_TOKEN is set but empty"), "{log}");
 
     // /healthz: liveness, nothing about the plugin.
-    let health: Value = client.get(url("/healthz")).send().await.unwrap().json().await.unwrap();
+    let health: Value = client
+        .get(url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health, json!({"status": "ok"}));
 
     // /metrics names the plugin, behind its token.
     let refused = client.get(url("/metrics")).send().await.unwrap();
     assert_eq!(refused.status(), 401);
-    let wrong = client.get(url("/metrics")).bearer_auth("nope").send().await.unwrap();
+    let wrong = client
+        .get(url("/metrics"))
+        .bearer_auth("nope")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong.status(), 401);
     let metrics = client
         .get(url("/metrics"))
@@ -196,7 +255,10 @@ async fn empty_tokens_are_no_tokens_and_only_metrics_names_the_plugin() {
     assert_eq!(metrics.status(), 200);
     let text = metrics.text().await.unwrap();
     let sha = sha256_hex(task_plugin_bytes());
-    assert!(text.contains(&sha), "the plugin's sha256 is on /metrics:\n{text}");
+    assert!(
+        text.contains(&sha),
+        "the plugin's sha256 is on /metrics:\n{text}"
+    );
 }
 
 #[tokio::test]
@@ -209,7 +271,13 @@ async fn the_in_process_sidecar_api_takes_dapr_api_token_like_daprd() {
     let event = daily_completion(3);
     let refused = client.post(&publish).json(&event).send().await.unwrap();
     assert_eq!(refused.status(), 401);
-    let wrong = client.post(&publish).header("dapr-api-token", "").json(&event).send().await.unwrap();
+    let wrong = client
+        .post(&publish)
+        .header("dapr-api-token", "")
+        .json(&event)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong.status(), 401, "an empty header is not the token");
     let accepted = client
         .post(&publish)
@@ -220,6 +288,10 @@ async fn the_in_process_sidecar_api_takes_dapr_api_token_like_daprd() {
         .unwrap();
     assert_eq!(accepted.status(), 204);
     // daprd's own health endpoints stay open, as daprd's do.
-    let health = client.get(format!("{}/v1.0/healthz/outbound", host.base)).send().await.unwrap();
+    let health = client
+        .get(format!("{}/v1.0/healthz/outbound", host.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), 204);
 }

@@ -75,6 +75,22 @@ fn documented_series() -> BTreeSet<String> {
         .collect()
 }
 
+/// The sum of the samples of `name` in a `/metrics` text whose labels include `labels`.
+fn sample_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter(|(series, _)| {
+            let (n, have) = parse_series(series);
+            n == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| have.iter().any(|(a, b)| a == k && b == v))
+        })
+        .map(|(_, v)| v.parse::<f64>().expect("a sample value"))
+        .sum()
+}
+
 #[tokio::test]
 async fn metrics_serve_exactly_the_documented_series() {
     let dir = tempfile::tempdir().unwrap();
@@ -112,27 +128,7 @@ async fn metrics_serve_exactly_the_documented_series() {
         documented, served,
         "docs/operations.md's metrics table and /metrics must list the same series"
     );
-    let samples: Vec<(String, Vec<(String, String)>, f64)> = text
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.rsplit_once(' '))
-        .map(|(series, v)| {
-            let (name, labels) = parse_series(series);
-            (name, labels, v.parse().unwrap())
-        })
-        .collect();
-    let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
-        samples
-            .iter()
-            .filter(|(n, l, _)| {
-                n == name
-                    && labels
-                        .iter()
-                        .all(|(k, v)| l.iter().any(|(a, b)| a == k && b == v))
-            })
-            .map(|(_, _, v)| v)
-            .sum()
-    };
+    let value = |name: &str, labels: &[(&str, &str)]| sample_sum(&text, name, labels);
     let delivered = [("topic", "task-events"), ("status", "SUCCESS")];
     assert!(
         value("task_events_deliveries_total", &delivered) >= 1.0,

@@ -378,3 +378,50 @@ async fn healthz_waits_for_the_app_port_and_outbound_does_not() {
     assert_eq!(got[0].body["id"], "early");
     assert_eq!(app.subscribe_fetches().len(), 1);
 }
+
+#[tokio::test]
+async fn jobs_fire_at_the_app_once_due_and_survive_a_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(json!([])).await;
+    let s = sidecar(&dir, app.port, &[("APP_API_TOKEN", "app-secret")]).await;
+    let schedule = |name: &str, body: Value| {
+        s.api(Method::POST, &format!("/v1.0/jobs/{name}"))
+            .json(&body)
+            .send()
+    };
+    let resp = schedule("soon", json!({"dueTime": "500ms", "data": {"task": 7}}))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let resp = schedule("later", json!({"dueTime": "3s", "data": "after the restart"}))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let got: Value = s
+        .api(Method::GET, "/v1.0-alpha1/jobs/later")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got, json!({"name": "later", "data": "after the restart", "dueTime": "3s"}));
+    let taken = schedule("later", json!({"dueTime": "1s"})).await.unwrap();
+    assert_eq!(taken.status(), 409, "a taken name needs overwrite");
+    let bad = schedule("cron", json!({"schedule": "0 * * * * *"})).await.unwrap();
+    assert_eq!(bad.status(), 400);
+
+    let fired = app.wait_on("/job/soon", 1, WAIT).await;
+    assert_eq!(fired[0].body, json!({"task": 7}));
+    assert_eq!(fired[0].header("content-type"), Some("application/json"));
+    assert_eq!(fired[0].header("dapr-api-token"), Some("app-secret"));
+
+    // kill -9 before "later" is due: it fires after the restart, from the data dir.
+    drop(s);
+    let s = sidecar(&dir, app.port, &[("APP_API_TOKEN", "app-secret")]).await;
+    let fired = app.wait_on("/job/later", 1, WAIT).await;
+    assert_eq!(fired[0].body, json!("after the restart"));
+    let gone = s.api(Method::GET, "/v1.0/jobs/later").send().await.unwrap();
+    assert_eq!(gone.status(), 404, "a one-shot job is gone once it fired");
+    assert_eq!(app.deliveries().iter().filter(|d| d.path == "/job/soon").count(), 1, "fired once");
+}

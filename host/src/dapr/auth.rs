@@ -87,9 +87,15 @@ mod tests {
     fn bearer_tokens_are_read_from_the_authorization_header() {
         let mut headers = HeaderMap::new();
         assert_eq!(bearer(&headers), None);
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer s3cret"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer s3cret"),
+        );
         assert_eq!(bearer(&headers), Some(&b"s3cret"[..]));
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic s3cret"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic s3cret"),
+        );
         assert_eq!(bearer(&headers), None);
     }
 

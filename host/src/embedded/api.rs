@@ -42,6 +42,7 @@ pub(super) fn routes(e: Embedded) -> Router {
         .route("/v1.0/healthz/outbound", get(outbound_healthz))
         .route("/v1.0/metadata", get(super::api_metadata::metadata))
         .merge(super::api_state::routes())
+        .merge(super::jobs::routes())
         .merge(super::topics::routes())
         // bound_body reads and bounds every body before an extractor sees it.
         .layer(DefaultBodyLimit::disable())

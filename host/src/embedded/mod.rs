@@ -35,7 +35,8 @@
 //! locked by another host, partition count changed, ...). Requests fail as daprd's do (status +
 //! `errorCode`); in-process callers get a [`SidecarError`] classed by what to do next.
 //!
-//! Growth is bounded: state TTLs and topic retention (`retention.rs`).
+//! Growth is bounded: state TTLs and topic retention (`retention.rs`). Jobs (`jobs.rs`,
+//! `scheduler.rs`): daprd's Jobs API, durable, fired at the app's `POST /job/{name}`.
 //!
 //! Not implemented: CEL beyond `event.<field> ==|!= "<string>"`, and tracing.
 //! API tokens are a layer the caller puts around [`Embedded::routes`] (`serve`, `sidecar`).
@@ -44,6 +45,7 @@ mod api;
 mod api_metadata;
 mod api_state;
 mod retention;
+mod scheduler;
 mod app_channel;
 mod bulk;
 mod deliver;
@@ -51,6 +53,7 @@ mod dispatch;
 pub(crate) mod envelope;
 mod error;
 mod go_decode;
+mod jobs;
 mod state;
 mod store;
 mod subscribe;
@@ -128,6 +131,8 @@ struct Inner {
     /// Set once the app's subscriptions were read: `/v1.0/healthz` answers 204 from then on,
     /// as daprd's does once its app channel is up.
     ready: std::sync::atomic::AtomicBool,
+    /// Wakes the job scheduler when a job is scheduled (`scheduler.rs`).
+    scheduler: tokio::sync::Notify,
 }
 
 impl Embedded {
@@ -159,6 +164,7 @@ impl Embedded {
                 watchers: Mutex::new(HashMap::new()),
                 subscriptions: Mutex::new(Vec::new()),
                 ready: std::sync::atomic::AtomicBool::new(false),
+                scheduler: tokio::sync::Notify::new(),
             }),
         })
     }
@@ -226,8 +232,13 @@ impl Embedded {
             let (e, shutdown) = (self.clone(), shutdown.clone());
             async move { e.run_retention(shutdown).await }
         });
+        let scheduler = tokio::spawn({
+            let (e, app, shutdown) = (self.clone(), app.clone(), shutdown.clone());
+            async move { e.run_scheduler(app, shutdown).await }
+        });
         dispatch::run(self.clone(), app, shutdown).await;
         let _ = retention.await;
+        let _ = scheduler.await;
     }
 
     // ---- shared by the routes, the in-process API and the delivery loop ----
@@ -241,6 +252,10 @@ impl Embedded {
         self.inner
             .ready
             .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    fn wake_scheduler(&self) {
+        self.inner.scheduler.notify_one();
     }
 
     fn is_ready(&self) -> bool {

@@ -32,6 +32,10 @@ pub(super) const STATE: TableDefinition<(&str, &str), &[u8]> = TableDefinition::
 pub(super) const STATE_EXPIRY: TableDefinition<(&str, &str), i64> =
     TableDefinition::new("state_expiry");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Jobs API: name -> the job as JSON (`jobs.rs`).
+pub(super) const JOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("jobs");
+/// Jobs API: (due time in ms since the epoch, name), the firing order.
+pub(super) const JOBS_DUE: TableDefinition<(i64, &str), ()> = TableDefinition::new("jobs_due");
 
 pub(crate) const FILE_NAME: &str = "task-events.redb";
 
@@ -137,6 +141,8 @@ impl Store {
                 tx.open_table(POSITIONS)?;
                 tx.open_table(STATE)?;
                 tx.open_table(STATE_EXPIRY)?;
+                tx.open_table(JOBS)?;
+                tx.open_table(JOBS_DUE)?;
                 let mut meta = tx.open_table(META)?;
                 let existing = meta.get("partitions")?.map(|v| v.value());
                 match existing {

@@ -200,6 +200,21 @@ pub fn parse_cases(text: &str) -> Result<Vec<GoldenCase>, String> {
     Ok(cases)
 }
 
+/// One delivery in the file format (`{"id","pubsub","topic","kind","source","data","attempt"}`,
+/// unknown keys refused), for tools that take deliveries as input (`canary record`, `replay`).
+pub fn parse_delivery(value: Value) -> Result<Delivery, String> {
+    let d: DeliveryJson = serde_json::from_value(value).map_err(|e| e.to_string())?;
+    Ok(Delivery {
+        id: d.id,
+        pubsub: d.pubsub,
+        topic: d.topic,
+        kind: d.kind,
+        source: d.source,
+        data: d.data,
+        attempt: d.attempt,
+    })
+}
+
 /// One case as a JSON value in the file format (for writing canary files).
 pub fn case_to_json(case: &GoldenCase) -> Value {
     let d = &case.delivery;
