@@ -162,7 +162,12 @@ mod tests {
     #[test]
     fn every_seed_task_event_type_has_a_retry_policy() {
         let m = manifest();
-        for t in ["task.created", "task.updated", "task.completed", "task.deleted"] {
+        for t in [
+            "task.created",
+            "task.updated",
+            "task.completed",
+            "task.deleted",
+        ] {
             assert!(
                 m.retry_policies.iter().any(|p| p.event_type == t),
                 "{t} has no retry policy"

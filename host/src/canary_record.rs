@@ -99,7 +99,11 @@ pub(crate) fn record(plugin: &Plugin, events: Vec<Input>) -> anyhow::Result<Vec<
                     )
                 })?;
             }
-            Ok(GoldenCase { name, delivery, expected })
+            Ok(GoldenCase {
+                name,
+                delivery,
+                expected,
+            })
         })
         .collect()
 }
@@ -118,14 +122,25 @@ mod tests {
             .iter()
             .map(|c| canary::case_to_json(c).to_string() + "\n")
             .collect();
-        let at = DeliveryArgs { pubsub: "kafka-pubsub".into(), topic: "task-events".into() };
+        let at = DeliveryArgs {
+            pubsub: "kafka-pubsub".into(),
+            topic: "task-events".into(),
+        };
         let events = input::parse_text(&text, "cases", &at).unwrap();
         let cases = record(&plugin, events).unwrap();
-        assert_eq!(cases, own, "recording reproduces the plugin's own expectations");
+        assert_eq!(
+            cases, own,
+            "recording reproduces the plugin's own expectations"
+        );
 
-        let written: String =
-            cases.iter().map(|c| canary::case_to_json(c).to_string() + "\n").collect();
+        let written: String = cases
+            .iter()
+            .map(|c| canary::case_to_json(c).to_string() + "\n")
+            .collect();
         let read = canary::parse_cases(&written).unwrap();
-        assert_eq!(canary::run(&plugin, &read, false).unwrap().operator_cases, read.len());
+        assert_eq!(
+            canary::run(&plugin, &read, false).unwrap().operator_cases,
+            read.len()
+        );
     }
 }

@@ -92,6 +92,11 @@ pub struct ServeArgs {
     )]
     pub sidecar_retry_budget_ms: u64,
 
+    /// The longest plugin retry delay waited inside a delivery; a longer one is parked in the
+    /// state store and re-driven by a job, so the partition moves on.
+    #[arg(long, env = "TASK_EVENTS_MAX_IN_PLACE_RETRY_MS", default_value_t = 2_000)]
+    pub max_in_place_retry_ms: u64,
+
     /// How long idempotency and outcome records are kept (daprd's `ttlInSeconds` on every
     /// record): a redelivery later than this is handled again.
     #[arg(long, env = "TASK_EVENTS_RECORD_TTL_SECS", default_value_t = 7 * 24 * 3600)]

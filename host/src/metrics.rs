@@ -44,13 +44,19 @@ pub enum SidecarOp {
     Publish,
     GetState,
     SaveState,
+    DeleteState,
+    ScheduleJob,
+    DeleteJob,
 }
 
 impl SidecarOp {
-    const ALL: [SidecarOp; 3] = [
+    const ALL: [SidecarOp; 6] = [
         SidecarOp::Publish,
         SidecarOp::GetState,
         SidecarOp::SaveState,
+        SidecarOp::DeleteState,
+        SidecarOp::ScheduleJob,
+        SidecarOp::DeleteJob,
     ];
 
     fn as_str(self) -> &'static str {
@@ -58,6 +64,9 @@ impl SidecarOp {
             SidecarOp::Publish => "publish",
             SidecarOp::GetState => "get_state",
             SidecarOp::SaveState => "save_state",
+            SidecarOp::DeleteState => "delete_state",
+            SidecarOp::ScheduleJob => "schedule_job",
+            SidecarOp::DeleteJob => "delete_job",
         }
     }
 }

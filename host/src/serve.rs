@@ -123,6 +123,7 @@ pub async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         sidecar_retry_budget: args.sidecar_retry_budget(),
         legacy_dedupe_prefix: args.legacy_dedupe_prefix.clone().filter(|p| !p.is_empty()),
         record_ttl: std::time::Duration::from_secs(args.record_ttl_secs.max(1)),
+        max_in_place_wait: std::time::Duration::from_millis(args.max_in_place_retry_ms),
     });
     let app_routes = app::router(Arc::new(App {
         pipeline,

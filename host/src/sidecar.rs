@@ -28,12 +28,15 @@ pub struct StateEntry {
 }
 
 /// How a state save treats an existing key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Concurrency {
     /// Overwrite whatever is there (daprd's default, last-write).
     LastWrite,
     /// Insert only if absent: daprd's `first-write` with no etag.
     FirstWrite,
+    /// Replace only the value read with this etag; another writer in between is a
+    /// [`SidecarError::Conflict`] (daprd's `first-write` with an etag).
+    IfMatch(String),
 }
 
 /// Why a sidecar call failed, classed by what the delivery must do about it.
@@ -107,6 +110,26 @@ pub trait SidecarApi: Send + Sync + 'static {
         concurrency: Concurrency,
         ttl: Option<std::time::Duration>,
     ) -> BoxFuture<'a, Result<(), SidecarError>>;
+
+    /// Deletes one key, only at `etag` when given (a mismatch is a [`SidecarError::Conflict`]).
+    fn delete_state<'a>(
+        &'a self,
+        store: &'a str,
+        key: &'a str,
+        etag: Option<String>,
+    ) -> BoxFuture<'a, Result<(), SidecarError>>;
+
+    /// Schedules (or reschedules) the job `name` to call the app back at `POST /job/{name}`
+    /// with `data` (JSON) after `due_in`: daprd's Jobs API.
+    fn schedule_job<'a>(
+        &'a self,
+        name: &'a str,
+        due_in: std::time::Duration,
+        data: Bytes,
+    ) -> BoxFuture<'a, Result<(), SidecarError>>;
+
+    /// Deletes the job `name` (absent is fine).
+    fn delete_job<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), SidecarError>>;
 }
 
 /// The shared handle the pipeline holds.

@@ -23,8 +23,7 @@ fn main() {
         .map_or(2_000, |n| n.parse().expect("iterations"));
 
     let runtime = Runtime::new(Limits::default()).expect("wasm runtime");
-    let plugin = Plugin::load(&runtime, task_events_tests::plugins::task_plugin_bytes())
-        .expect("task plugin");
+    let plugin = load(&runtime);
     let data = task_events_tests::events::daily_completion(1).to_string();
     let delivery = Delivery {
         id: "ce-1".into(),
@@ -77,25 +76,63 @@ fn main() {
     };
 
     (0..200).for_each(call);
-    let faults = minor_faults();
+    let before = thread_stat();
     let start = Instant::now();
     (0..iterations).for_each(call);
     let elapsed = start.elapsed();
-    let faults = minor_faults() - faults;
+    let after = thread_stat();
+    let per_call = |a: u64, b: u64| (b - a) as f64 / f64::from(iterations);
+    // Clock ticks are 10 ms: user/sys split is only meaningful over a second or more of calls.
     println!(
-        "{what}: {:.2} µs/call, {:.1} minor faults/call ({iterations} calls)",
+        "{what}: {:.2} µs/call wall, {:.1} µs user + {:.1} µs sys, {:.1} minor faults/call ({iterations} calls)",
         elapsed.as_secs_f64() * 1e6 / f64::from(iterations),
-        faults as f64 / f64::from(iterations)
+        per_call(before.utime, after.utime) * 1e4,
+        per_call(before.stime, after.stime) * 1e4,
+        per_call(before.minflt, after.minflt),
     );
 }
 
-/// Minor page faults of this thread so far (field 10 of /proc/thread-self/stat).
-fn minor_faults() -> u64 {
+/// The task plugin, compiled once into a file under the system temp dir when
+/// `PLUGIN_PROFILE_CACHE=1` (so valgrind runs do not spend their time in Cranelift).
+fn load(runtime: &Runtime) -> Plugin {
+    let bytes = task_events_tests::plugins::task_plugin_bytes();
+    if std::env::var_os("PLUGIN_PROFILE_CACHE").is_none() {
+        return Plugin::load(runtime, bytes).expect("task plugin");
+    }
+    let sha = task_events_host::plugin::loaded::sha256_hex(bytes);
+    let path = std::env::temp_dir().join(format!("plugin-profile-{}.cwasm", &sha[..16]));
+    if !path.exists() {
+        let component = wasmtime::component::Component::new(runtime.engine(), bytes).unwrap();
+        std::fs::write(&path, component.serialize().unwrap()).unwrap();
+    }
+    // SAFETY: the file was written by this program's own engine configuration just above (or by
+    // an earlier run of it); a profiling tool, never run on untrusted files.
+    let component =
+        unsafe { wasmtime::component::Component::deserialize_file(runtime.engine(), &path) }
+            .expect("cached component");
+    Plugin::from_component(runtime, component, sha).expect("task plugin")
+}
+
+struct ThreadStat {
+    minflt: u64,
+    utime: u64,
+    stime: u64,
+}
+
+/// Minor faults and user/system clock ticks of this thread (fields 10, 14, 15 of
+/// /proc/thread-self/stat).
+fn thread_stat() -> ThreadStat {
     let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
     // The command name (field 2) may hold spaces; fields after it start past its ')'.
     let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    rest.split_whitespace()
-        .nth(7)
-        .and_then(|f| f.parse().ok())
-        .unwrap_or(0)
+    let fields: Vec<u64> = rest
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    let field = |n: usize| fields.get(n - 3).copied().unwrap_or(0);
+    ThreadStat {
+        minflt: field(10),
+        utime: field(14),
+        stime: field(15),
+    }
 }

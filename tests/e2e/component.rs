@@ -287,7 +287,8 @@ fn arbitrary_event() -> impl Strategy<Value = Value> {
         "FREQ=DAILY;INTERVAL=0",
     ]));
     // Naive: what the seed's Python writes (`utcnow()`), UTC in 1.0 and an error from 1.1 on.
-    let timestamp = prop::sample::select(vec!["2025-02-01T08:00:00Z", "2025-02-01T08:00:00.123456"]);
+    let timestamp =
+        prop::sample::select(vec!["2025-02-01T08:00:00Z", "2025-02-01T08:00:00.123456"]);
     (version, kind, pattern, due, rrule, 0i64..5000, any::<bool>(), timestamp).prop_map(|(version, kind, pattern, due, rrule, task, remind, timestamp)| {
         let mut payload = json!({"recurring_pattern": pattern, "due_date": due, "completed_at": "2025-02-01T08:00:00Z", "title": "t"});
         if let Some(rrule) = rrule {

@@ -480,3 +480,37 @@ async fn events_the_seed_service_handled_are_not_handled_again() {
     let created = p.created().await;
     assert_eq!(created.len(), 1, "only the event the seed service never saw: {created:#?}");
 }
+
+#[tokio::test]
+async fn a_long_plugin_retry_is_parked_with_the_jobs_api_and_fired_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let guest = task_events_tests::plugins::HOSTILE_WASM;
+    let p = DaprMode::start(HOST, dir.path(), None, &["--guest", guest], &[]).await;
+    let event = json!({"user_id": "k", "event_id": "slow", "event_type": "slow-retry", "do": "retry-once"});
+    let status = p
+        .sidecar
+        .api(
+            reqwest::Method::POST,
+            "/v1.0/publish/kafka-pubsub/hostile?metadata.partitionKey=k",
+        )
+        .json(&event)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 204);
+    let out = task_events_tests::embedded_api::wait_topic(
+        &p.sidecar,
+        "hostile-out",
+        1,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(out[0]["data"]["event_id"], "slow");
+    // The delivery was acknowledged at once; the retry came back through the job callback.
+    assert_eq!(p.answers("/events/hostile"), ["SUCCESS"]);
+    let fired = p.app_proxy.journal_for("/job/retry-k");
+    assert!(fired.iter().any(|x| x.status() == Some(200)), "{fired:#?}");
+    let scheduled = p.sidecar_proxy.journal_for("/v1.0-alpha1/jobs/retry-k");
+    assert!(!scheduled.is_empty(), "scheduled through daprd's Jobs API");
+}

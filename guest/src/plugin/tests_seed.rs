@@ -33,7 +33,12 @@ fn the_next_task_says_utc_with_an_explicit_z() {
 
 #[test]
 fn seed_events_of_every_type_are_done() {
-    for kind in ["task.created", "task.updated", "task.deleted", "task.completed"] {
+    for kind in [
+        "task.created",
+        "task.updated",
+        "task.deleted",
+        "task.completed",
+    ] {
         let mut e = example_10("2025-12-29T10:00:00");
         e["event_type"] = json!(kind);
         let Outcome::Done { dedupe_key, .. } = handle(&delivery(&e)) else {
@@ -45,7 +50,15 @@ fn seed_events_of_every_type_are_done() {
 
 /// A naive time as the seed writes it, and its explicit-UTC twin.
 fn arb_naive() -> impl Strategy<Value = (String, String)> {
-    (1970i32..=2100, 1u32..=12, 1u32..=28, 0u32..24, 0u32..60, 0u32..60, prop::option::of(0u32..1_000_000))
+    (
+        1970i32..=2100,
+        1u32..=12,
+        1u32..=28,
+        0u32..24,
+        0u32..60,
+        0u32..60,
+        prop::option::of(0u32..1_000_000),
+    )
         .prop_map(|(y, mo, d, h, mi, s, micros)| {
             let mut t = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}");
             // isoformat() drops the fraction on a whole second, else writes six digits.

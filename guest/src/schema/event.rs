@@ -176,18 +176,19 @@ pub fn parse_map(mut map: Map<String, Value>) -> Result<TaskEvent, Vec<Problem>>
         Some(seed::IMPLIED_VERSION)
     } else {
         p.req_str(root, "event_version").and_then(|s| {
-        let v = Version::parse(s);
-        if v.is_none() {
-            let msg = format!(
-                "event_version '{s}' is not one of {:?}",
-                Version::ALL.map(Version::as_str)
-            );
-            p.push(codes::UNSUPPORTED_VERSION, "/event_version", msg);
-        }
-        v
+            let v = Version::parse(s);
+            if v.is_none() {
+                let msg = format!(
+                    "event_version '{s}' is not one of {:?}",
+                    Version::ALL.map(Version::as_str)
+                );
+                p.push(codes::UNSUPPORTED_VERSION, "/event_version", msg);
+            }
+            v
         })
     };
-    let naive_utc = version == Some(seed::IMPLIED_VERSION);
+    // The seed's version is the only one whose producers wrote naive UTC times.
+    let naive_is_utc = version == Some(Version::V1_0);
     let task_id = read_task_id(root, "task_id", version, true, &mut p);
     let user_id = p.req_str(root, "user_id").map(str::to_string);
     if user_id.as_deref() == Some("") {
@@ -197,7 +198,7 @@ pub fn parse_map(mut map: Map<String, Value>) -> Result<TaskEvent, Vec<Problem>>
             "user_id must not be empty: it partitions and isolates users",
         );
     }
-    let timestamp = read_stamp(root, "timestamp", true, naive_utc, &mut p);
+    let timestamp = read_stamp(root, "timestamp", true, naive_is_utc, &mut p);
     let payload_map = if root.get("payload").is_none() {
         p.missing("/payload".into());
         None
@@ -208,7 +209,7 @@ pub fn parse_map(mut map: Map<String, Value>) -> Result<TaskEvent, Vec<Problem>>
         (Some(m), Some(v)) => Some(read_payload(
             Obj::new(m, "/payload"),
             v,
-            naive_utc,
+            naive_is_utc,
             &mut p,
         )),
         _ => None,
@@ -280,10 +281,10 @@ fn check_rule(pl: &Payload, m: &Map<String, Value>, timestamp: Option<&Stamp>, p
     recurrence::check_rule(spec, reference, p);
 }
 
-fn read_payload(o: Obj<'_>, version: Version, naive_utc: bool, p: &mut Problems) -> Payload {
+fn read_payload(o: Obj<'_>, version: Version, naive_is_utc: bool, p: &mut Problems) -> Payload {
     let title = p.opt_str(o, "title").map(str::to_string);
     let due_date = recurrence::read_date(o, "due_date", p);
-    let completed_at = read_stamp(o, "completed_at", false, naive_utc, p);
+    let completed_at = read_stamp(o, "completed_at", false, naive_is_utc, p);
     let remind_before = p
         .opt_str(o, "remind_before")
         .and_then(|s| match duration::parse(s) {
@@ -362,12 +363,12 @@ fn naive_text(stamp: Option<&Stamp>) -> Option<&str> {
     stamp.filter(|s| s.naive).map(|s| s.raw.as_str())
 }
 
-/// An instant; with `naive_utc` (1.0) a naive date-time too, read as UTC.
+/// An instant; with `naive_is_utc` (1.0) a naive date-time too, read as UTC.
 fn read_stamp(
     o: Obj<'_>,
     key: &str,
     required: bool,
-    naive_utc: bool,
+    naive_is_utc: bool,
     p: &mut Problems,
 ) -> Option<Stamp> {
     let raw = if required {
@@ -383,7 +384,7 @@ fn read_stamp(
         });
     }
     let naive = parse_naive_utc(raw);
-    if let (Some(at), true) = (naive, naive_utc) {
+    if let (Some(at), true) = (naive, naive_is_utc) {
         return Some(Stamp {
             raw: format!("{raw}Z"),
             at,
@@ -392,9 +393,7 @@ fn read_stamp(
     }
     let msg = if naive.is_some() {
         // Only the seed's own version gets the UTC reading: 1.1 and 2.0 were always explicit.
-        format!(
-            "'{raw}' has no offset; only event_version 1.0 reads that as UTC (write '{raw}Z')"
-        )
+        format!("'{raw}' has no offset; only event_version 1.0 reads that as UTC (write '{raw}Z')")
     } else {
         format!("'{raw}' is not an RFC 3339 date-time with an offset (e.g. 2025-12-29T10:00:00Z)")
     };

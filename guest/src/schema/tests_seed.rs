@@ -22,17 +22,30 @@ fn without(v: Value, pointer: &str) -> Value {
 #[test]
 fn what_the_seed_writes_is_a_valid_1_0_event() {
     let rows: Vec<(&str, Value)> = vec![
-        ("utcnow() with microseconds", pydantic("2025-12-29T10:00:00.123456")),
-        ("utcnow() on a whole second", pydantic("2025-12-29T10:00:00")),
+        (
+            "utcnow() with microseconds",
+            pydantic("2025-12-29T10:00:00.123456"),
+        ),
+        (
+            "utcnow() on a whole second",
+            pydantic("2025-12-29T10:00:00"),
+        ),
         ("milliseconds", pydantic("2025-12-29T10:00:00.123")),
-        ("the publisher's isoformat() + 'Z'", pydantic("2025-12-29T10:00:00.123456Z")),
+        (
+            "the publisher's isoformat() + 'Z'",
+            pydantic("2025-12-29T10:00:00.123456Z"),
+        ),
         (
             "no event_version",
             without(pydantic("2025-12-29T10:00:00.5"), "/event_version"),
         ),
         (
             "event_version null",
-            set(pydantic("2025-12-29T10:00:00"), "/event_version", Some(Value::Null)),
+            set(
+                pydantic("2025-12-29T10:00:00"),
+                "/event_version",
+                Some(Value::Null),
+            ),
         ),
         (
             "naive completed_at",
@@ -69,7 +82,10 @@ fn a_naive_instant_is_utc_and_the_parsed_event_says_so() {
     let e = parse(&seed.to_string()).unwrap();
     assert!(e.timestamp.naive);
     assert_eq!(e.timestamp.raw, "2025-12-29T10:00:00.123456Z");
-    assert_eq!(e.timestamp.at.to_rfc3339(), "2025-12-29T10:00:00.123456+00:00");
+    assert_eq!(
+        e.timestamp.at.to_rfc3339(),
+        "2025-12-29T10:00:00.123456+00:00"
+    );
     assert_eq!(e.completion().raw, "2025-12-29T09:59:58Z");
     // The event as the plugin writes it onwards: version after event_type (the seed's key
     // order), `Z` on both instants, everything else untouched and in place.
@@ -98,7 +114,11 @@ fn naive_instants_stay_errors_from_1_1_on_and_say_how_to_fix_them() {
             e["task_id"] = json!("t-1");
         }
         for pointer in ["/timestamp", "/payload/completed_at"] {
-            let bad = set(e.clone(), pointer, Some(json!("2025-01-31T17:05:00.123456")));
+            let bad = set(
+                e.clone(),
+                pointer,
+                Some(json!("2025-01-31T17:05:00.123456")),
+            );
             let found = parse(&bad.to_string()).unwrap_err();
             assert_eq!(found.len(), 1, "{version} {pointer}: {found:?}");
             assert_eq!(found[0].code, codes::INVALID_TIMESTAMP);
@@ -111,9 +131,19 @@ fn naive_instants_stay_errors_from_1_1_on_and_say_how_to_fix_them() {
         }
     }
     // A version that cannot be read does not get the 1.0 leniency either.
-    let unknown = set(pydantic("2025-12-29T10:00:00"), "/event_version", Some(json!("3.0")));
-    let found: Vec<String> = problems(&unknown.to_string()).into_iter().map(|p| p.0).collect();
-    assert_eq!(found, [codes::UNSUPPORTED_VERSION, codes::INVALID_TIMESTAMP]);
+    let unknown = set(
+        pydantic("2025-12-29T10:00:00"),
+        "/event_version",
+        Some(json!("3.0")),
+    );
+    let found: Vec<String> = problems(&unknown.to_string())
+        .into_iter()
+        .map(|p| p.0)
+        .collect();
+    assert_eq!(
+        found,
+        [codes::UNSUPPORTED_VERSION, codes::INVALID_TIMESTAMP]
+    );
 }
 
 #[test]
@@ -127,7 +157,11 @@ fn date_values_keep_their_wall_clock_meaning_in_1_0() {
     let e = parse(&local.to_string()).unwrap();
     assert_eq!(e.raw["payload"]["due_date"], "2025-12-29T09:00:00");
     // Only whole seconds there: a fraction on a wall-clock time is refused, not guessed.
-    let fraction = set(local, "/payload/due_date", Some(json!("2025-12-29T09:00:00.5")));
+    let fraction = set(
+        local,
+        "/payload/due_date",
+        Some(json!("2025-12-29T09:00:00.5")),
+    );
     assert_eq!(
         problems(&fraction.to_string()),
         vec![(
@@ -140,7 +174,16 @@ fn date_values_keep_their_wall_clock_meaning_in_1_0() {
 /// A naive date-time in Python's isoformat shape: any valid date and time, 0 to 9 fraction
 /// digits (0 = what isoformat writes on a whole second).
 fn arb_naive() -> impl Strategy<Value = String> {
-    (1i32..=9999, 1u32..=12, 1u32..=28, 0u32..24, 0u32..60, 0u32..60, 0usize..=9, 0u64..1_000_000_000)
+    (
+        1i32..=9999,
+        1u32..=12,
+        1u32..=28,
+        0u32..24,
+        0u32..60,
+        0u32..60,
+        0usize..=9,
+        0u64..1_000_000_000,
+    )
         .prop_map(|(y, mo, d, h, mi, s, digits, frac)| {
             let base = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}");
             match digits {
@@ -152,7 +195,11 @@ fn arb_naive() -> impl Strategy<Value = String> {
 
 /// How a seed producer may leave the version: absent, null, or written.
 fn arb_version() -> impl Strategy<Value = Option<Value>> {
-    prop_oneof![Just(None), Just(Some(Value::Null)), Just(Some(json!("1.0")))]
+    prop_oneof![
+        Just(None),
+        Just(Some(Value::Null)),
+        Just(Some(json!("1.0")))
+    ]
 }
 
 proptest! {

@@ -49,7 +49,8 @@ pub fn router(app: Arc<App>) -> Router {
     let mut router = Router::new()
         .route("/dapr/subscribe", get(subscribe))
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics));
+        .route("/metrics", get(metrics))
+        .route("/job/{*name}", post(job));
     for (index, route) in served_routes(&app.subscriptions) {
         router = router.route(
             &route,
@@ -126,6 +127,19 @@ async fn subscribe(State(app): State<Arc<App>>) -> Json<Value> {
 }
 
 /// Liveness only: the port answers once the plugin is loaded (serve.rs opens it after).
+/// A job fired (daprd's Jobs API, or the embedded sidecar's): `retry-<user>` re-drives that
+/// user's parked retries (pipeline/parking.rs). 200 when done; 500 makes the scheduler fire
+/// it again (the sidecar failed meanwhile).
+async fn job(State(app): State<Arc<App>>, axum::extract::Path(name): axum::extract::Path<String>) -> Response {
+    match app.pipeline.resume(&name).await {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(why) => {
+            tracing::warn!(job = %name, "a parked retry could not run yet: {why}");
+            (StatusCode::INTERNAL_SERVER_ERROR, why).into_response()
+        }
+    }
+}
+
 async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }

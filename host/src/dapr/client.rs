@@ -129,8 +129,13 @@ impl DaprClient {
             serde_json::Value::String(String::from_utf8_lossy(&value).into_owned())
         });
         let mut item = json!({"key": key, "value": value});
-        if concurrency == Concurrency::FirstWrite {
-            item["options"] = json!({"concurrency": "first-write"});
+        match &concurrency {
+            Concurrency::LastWrite => {}
+            Concurrency::FirstWrite => item["options"] = json!({"concurrency": "first-write"}),
+            Concurrency::IfMatch(etag) => {
+                item["etag"] = json!(etag);
+                item["options"] = json!({"concurrency": "first-write"});
+            }
         }
         if let Some(ttl) = ttl {
             item["metadata"] = json!({"ttlInSeconds": ttl.as_secs().max(1).to_string()});
@@ -150,6 +155,78 @@ impl DaprClient {
             s => Err(status_error(
                 s,
                 "state save",
+                resp.text().await.unwrap_or_default(),
+            )),
+        }
+    }
+}
+
+impl DaprClient {
+    pub async fn delete_state(
+        &self,
+        store: &str,
+        key: &str,
+        etag: Option<String>,
+    ) -> Result<(), SidecarError> {
+        let path = format!("/v1.0/state/{}/{}", segment(store), segment(key));
+        let mut req = self.request(reqwest::Method::DELETE, &path);
+        if let Some(etag) = etag {
+            req = req.header("if-match", etag).query(&[("concurrency", "first-write")]);
+        }
+        let resp = req.send().await.map_err(transport)?;
+        match resp.status() {
+            s if s.is_success() => Ok(()),
+            s => Err(status_error(
+                s,
+                "state delete",
+                resp.text().await.unwrap_or_default(),
+            )),
+        }
+    }
+
+    /// `POST /v1.0-alpha1/jobs/{name}`: the path every daprd with the Jobs API serves (1.14 and
+    /// later; 1.16 adds `/v1.0/jobs`, and keeps this one).
+    pub async fn schedule_job(
+        &self,
+        name: &str,
+        due_in: Duration,
+        data: Bytes,
+    ) -> Result<(), SidecarError> {
+        let data: serde_json::Value = serde_json::from_slice(&data).unwrap_or(serde_json::Value::Null);
+        let body = json!({
+            "dueTime": format!("{}ms", due_in.as_millis().max(1)),
+            "data": data,
+            "overwrite": true,
+        });
+        let path = format!("/v1.0-alpha1/jobs/{}", segment(name));
+        let resp = self
+            .request(reqwest::Method::POST, &path)
+            .json(&body)
+            .send()
+            .await
+            .map_err(transport)?;
+        match resp.status() {
+            s if s.is_success() => Ok(()),
+            s => Err(status_error(
+                s,
+                "job schedule",
+                resp.text().await.unwrap_or_default(),
+            )),
+        }
+    }
+
+    pub async fn delete_job(&self, name: &str) -> Result<(), SidecarError> {
+        let path = format!("/v1.0-alpha1/jobs/{}", segment(name));
+        let resp = self
+            .request(reqwest::Method::DELETE, &path)
+            .send()
+            .await
+            .map_err(transport)?;
+        match resp.status() {
+            s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
+            s => Err(status_error(
+                s,
+                "job delete",
                 resp.text().await.unwrap_or_default(),
             )),
         }
@@ -208,6 +285,28 @@ impl crate::sidecar::SidecarApi for DaprClient {
     ) -> crate::sidecar::BoxFuture<'a, Result<(), SidecarError>> {
         Box::pin(DaprClient::save_state(self, store, key, value, concurrency, ttl))
     }
+
+    fn delete_state<'a>(
+        &'a self,
+        store: &'a str,
+        key: &'a str,
+        etag: Option<String>,
+    ) -> crate::sidecar::BoxFuture<'a, Result<(), SidecarError>> {
+        Box::pin(DaprClient::delete_state(self, store, key, etag))
+    }
+
+    fn schedule_job<'a>(
+        &'a self,
+        name: &'a str,
+        due_in: Duration,
+        data: Bytes,
+    ) -> crate::sidecar::BoxFuture<'a, Result<(), SidecarError>> {
+        Box::pin(DaprClient::schedule_job(self, name, due_in, data))
+    }
+
+    fn delete_job<'a>(&'a self, name: &'a str) -> crate::sidecar::BoxFuture<'a, Result<(), SidecarError>> {
+        Box::pin(DaprClient::delete_job(self, name))
+    }
 }
 
 #[cfg(test)]
@@ -216,4 +315,5 @@ mod tests {
     fn segments_are_percent_encoded() {
         assert_eq!(super::segment("processed-a/b c"), "processed-a%2Fb%20c");
     }
+
 }

@@ -206,16 +206,66 @@ impl Embedded {
         concurrency: Concurrency,
         ttl: Option<Duration>,
     ) -> Result<(), SidecarError> {
+        let (etag, first_write) = match concurrency {
+            Concurrency::LastWrite => (None, false),
+            Concurrency::FirstWrite => (None, true),
+            Concurrency::IfMatch(etag) => (Some(etag), true),
+        };
         let op = StateOp::Upsert(SaveOp {
             key: key.to_string(),
             value: value.to_vec(),
-            etag: None,
-            first_write: concurrency == Concurrency::FirstWrite,
+            etag,
+            first_write,
             ttl_secs: ttl.map(|t| t.as_secs()),
         });
         self.state_apply(store, vec![op], "ERR_STATE_SAVE")
             .await
             .map_err(ApiError::into_sidecar)
+    }
+
+    /// Deletes one key, only at `etag` when given.
+    pub async fn delete_state(
+        &self,
+        store: &str,
+        key: &str,
+        etag: Option<String>,
+    ) -> Result<(), SidecarError> {
+        let op = StateOp::Delete {
+            key: key.to_string(),
+            etag,
+        };
+        self.state_apply(store, vec![op], "ERR_STATE_DELETE")
+            .await
+            .map_err(ApiError::into_sidecar)
+    }
+
+    /// Schedules (or replaces) a one-shot job, as `POST /v1.0/jobs/{name}` with `overwrite`.
+    pub async fn schedule_job(
+        &self,
+        name: &str,
+        due_in: Duration,
+        data: Bytes,
+    ) -> Result<(), SidecarError> {
+        let body = serde_json::json!({
+            "dueTime": format!("{}ms", due_in.as_millis().max(1)),
+            "data": serde_json::from_slice::<serde_json::Value>(&data).unwrap_or(serde_json::Value::Null),
+            "overwrite": true,
+        });
+        let (job, _) = jobs::parse_request(name, body.to_string().as_bytes(), chrono::Utc::now())
+            .map_err(ApiError::into_sidecar)?;
+        self.blocking(move |s| s.put_job(&job, true))
+            .await
+            .map_err(|e| ApiError::storage("ERR_SCHEDULE_JOB", e).into_sidecar())?;
+        self.wake_scheduler();
+        Ok(())
+    }
+
+    pub async fn delete_job(&self, name: &str) -> Result<(), SidecarError> {
+        let name = name.to_string();
+        self.blocking(move |s| s.delete_job(&name))
+            .await
+            .map(drop)
+            .map_err(|e| ApiError::storage("ERR_DELETE_JOB", e).into_sidecar())
     }
 
     /// The sidecar API (publish, state, health, `/v1.0-embedded/topics`), to merge into the
@@ -481,6 +531,28 @@ impl crate::sidecar::SidecarApi for Embedded {
         ttl: Option<Duration>,
     ) -> crate::sidecar::BoxFuture<'a, Result<(), SidecarError>> {
         Box::pin(Embedded::save_state(self, store, key, value, concurrency, ttl))
+    }
+
+    fn delete_state<'a>(
+        &'a self,
+        store: &'a str,
+        key: &'a str,
+        etag: Option<String>,
+    ) -> crate::sidecar::BoxFuture<'a, Result<(), SidecarError>> {
+        Box::pin(Embedded::delete_state(self, store, key, etag))
+    }
+
+    fn schedule_job<'a>(
+        &'a self,
+        name: &'a str,
+        due_in: Duration,
+        data: Bytes,
+    ) -> crate::sidecar::BoxFuture<'a, Result<(), SidecarError>> {
+        Box::pin(Embedded::schedule_job(self, name, due_in, data))
+    }
+
+    fn delete_job<'a>(&'a self, name: &'a str) -> crate::sidecar::BoxFuture<'a, Result<(), SidecarError>> {
+        Box::pin(Embedded::delete_job(self, name))
     }
 }
 

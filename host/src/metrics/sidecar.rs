@@ -61,4 +61,28 @@ impl SidecarApi for Instrumented {
         let call = self.inner.save_state(store, key, value, concurrency, ttl);
         Box::pin(self.timed(SidecarOp::SaveState, call))
     }
+
+    fn delete_state<'a>(
+        &'a self,
+        store: &'a str,
+        key: &'a str,
+        etag: Option<String>,
+    ) -> BoxFuture<'a, Result<(), SidecarError>> {
+        let call = self.inner.delete_state(store, key, etag);
+        Box::pin(self.timed(SidecarOp::DeleteState, call))
+    }
+
+    fn schedule_job<'a>(
+        &'a self,
+        name: &'a str,
+        due_in: Duration,
+        data: Bytes,
+    ) -> BoxFuture<'a, Result<(), SidecarError>> {
+        let call = self.inner.schedule_job(name, due_in, data);
+        Box::pin(self.timed(SidecarOp::ScheduleJob, call))
+    }
+
+    fn delete_job<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), SidecarError>> {
+        Box::pin(self.timed(SidecarOp::DeleteJob, self.inner.delete_job(name)))
+    }
 }

@@ -15,10 +15,10 @@
 //! refuses (undeclared effects, limits, a partition key other than the input's `user_id`,
 //! `routing.rs`); a request the sidecar refuses for good (a record too large, a 4xx).
 //!
-//! Plugin `retry` verdicts and plugin failures (trap, deadline, memory) are retried in-process
-//! after the delays of the event type's retry policy, each on the then-current generation (a swap
-//! may fix it); when the delays are spent the event is dead-lettered. Those waits still hold the
-//! delivery: parking them durably (Dapr's Jobs API) is the next step, see docs/architecture.md.
+//! Plugin `retry` verdicts and plugin failures (trap, deadline, memory) are retried after the
+//! delays of the event type's retry policy, each on the then-current generation (a swap may fix
+//! it): a short delay in place, a longer one parked durably (`parking.rs`); when the delays are
+//! spent the event is dead-lettered with every attempt's reason.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +36,7 @@ use crate::sidecar::Sidecar;
 
 mod dead_letter;
 mod outcome;
+mod parking;
 mod routing;
 mod sidecar_calls;
 
@@ -60,6 +61,9 @@ pub struct Pipeline {
     pub legacy_dedupe_prefix: Option<String>,
     /// TTL of every idempotency and outcome record (`--record-ttl-secs`).
     pub record_ttl: Duration,
+    /// The longest plugin retry delay waited inside a delivery; longer ones are parked
+    /// (`parking.rs`, `--max-in-place-retry-ms`).
+    pub max_in_place_wait: Duration,
 }
 
 impl Pipeline {
@@ -97,7 +101,34 @@ impl Pipeline {
 
     async fn process_inner(&self, sub: &Subscription, incoming: &Incoming) -> Status {
         let routing = Routing::read(&incoming.data);
-        let mut attempt = 1u32;
+        if let Some(status) = self.wait_behind(sub, incoming, &routing).await {
+            return status;
+        }
+        match self.attempts(sub, incoming, &routing, 1, Vec::new()).await {
+            Step::Finished(status) => status,
+            Step::Park {
+                attempt,
+                reasons,
+                delay,
+            } => {
+                self.park(sub, incoming, &routing, attempt, reasons, delay)
+                    .await
+            }
+        }
+    }
+
+    /// Calls the plugin from attempt `first` on, waiting short retry delays in place, until the
+    /// event is finished or a delay is too long to hold the delivery for (`parking.rs`).
+    /// `reasons` are the earlier attempts' failures.
+    async fn attempts(
+        &self,
+        sub: &Subscription,
+        incoming: &Incoming,
+        routing: &Routing,
+        first: u32,
+        mut reasons: Vec<String>,
+    ) -> Step {
+        let mut attempt = first.max(1);
         let mut named = None;
         loop {
             let generation = self.registry.current();
@@ -122,21 +153,22 @@ impl Pipeline {
                         Err(refused) => Some(refused.problem()),
                         Ok(()) => routing.foreign_key(&handled.emits),
                     };
-                    if let Some(problem) = refused {
-                        let reason = DeadLetterReason::EffectRefused;
-                        return self
-                            .dead_letter(sub, incoming, &generation, reason, vec![problem], attempt)
-                            .await;
-                    }
-                    return self
-                        .finish(sub, incoming, &generation, handled, attempt)
-                        .await;
+                    let status = match refused {
+                        Some(problem) => {
+                            let reason = DeadLetterReason::EffectRefused;
+                            self.dead_letter(sub, incoming, &generation, reason, vec![problem], attempt)
+                                .await
+                        }
+                        None => self.finish(sub, incoming, &generation, handled, attempt).await,
+                    };
+                    return Step::Finished(status);
                 }
                 Ok(Outcome::Reject(problems)) => {
                     let reason = DeadLetterReason::Rejected;
-                    return self
-                        .dead_letter(sub, incoming, &generation, reason, problems, attempt)
-                        .await;
+                    return Step::Finished(
+                        self.dead_letter(sub, incoming, &generation, reason, problems, attempt)
+                            .await,
+                    );
                 }
                 Ok(Outcome::Retry(problem)) => format!(
                     "the plugin asked to retry: {}: {}",
@@ -148,30 +180,48 @@ impl Pipeline {
                     error.to_string()
                 }
             };
+            reasons.push(reason.clone());
             let delays = retry_delays(&generation, routing.event_type.as_deref(), &incoming.kind);
             let Some(delay) = delays.get(attempt as usize - 1) else {
                 let why = format!("{reason} (after {attempt} attempts)");
-                let problem = dead_letter::host_problem("retries-exhausted", why);
+                let mut problems = vec![dead_letter::host_problem("retries-exhausted", why)];
+                problems.extend(reasons.iter().enumerate().map(|(i, r)| {
+                    dead_letter::host_problem("attempt-failed", format!("attempt {}: {r}", i + 1))
+                }));
                 let exhausted = DeadLetterReason::RetriesExhausted;
-                return self
-                    .dead_letter(
-                        sub,
-                        incoming,
-                        &generation,
-                        exhausted,
-                        vec![problem],
-                        attempt,
-                    )
-                    .await;
+                return Step::Finished(
+                    self.dead_letter(sub, incoming, &generation, exhausted, problems, attempt)
+                        .await,
+                );
             };
-            tracing::info!(event = %incoming.id, attempt, delay_ms = delay, "retrying: {reason}");
+            let delay = Duration::from_millis(u64::from(*delay));
+            if delay > self.max_in_place_wait {
+                return Step::Park {
+                    attempt: attempt + 1,
+                    reasons,
+                    delay,
+                };
+            }
+            tracing::info!(event = %incoming.id, attempt, delay_ms = delay.as_millis() as u64, "retrying: {reason}");
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(u64::from(*delay))) => {}
-                _ = self.shutdown.cancelled() => return Status::Retry,
+                _ = tokio::time::sleep(delay) => {}
+                _ = self.shutdown.cancelled() => return Step::Finished(Status::Retry),
             }
             attempt += 1;
         }
     }
+}
+
+/// Where a run of attempts ended.
+enum Step {
+    /// Answered: handled, dead-lettered, or RETRY for daprd.
+    Finished(Status),
+    /// The next attempt (`attempt`) is due after `delay`, too long to hold the delivery.
+    Park {
+        attempt: u32,
+        reasons: Vec<String>,
+        delay: Duration,
+    },
 }
 
 /// The retry delays for this event: the policy for its `event_type`, else for its CloudEvent

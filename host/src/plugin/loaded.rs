@@ -305,7 +305,7 @@ fn check_exports(runtime: &Runtime, component: &Component) -> Result<(), LoadErr
 
 /// Paths the host serves itself; a subscription route may not take one of them.
 const RESERVED_ROUTES: [&str; 2] = ["/healthz", "/metrics"];
-const RESERVED_PREFIXES: [&str; 4] = ["/dapr/", "/admin", "/v1.0/", "/v1.0-"];
+const RESERVED_PREFIXES: [&str; 5] = ["/dapr/", "/admin", "/v1.0/", "/v1.0-", "/job/"];
 
 /// A subscription route becomes an axum route, so it must be a plain path: a pattern
 /// (`{id}`, `*rest`) or a path the host serves itself would make the router refuse to start.
@@ -319,7 +319,7 @@ fn check_route(route: &str) -> Result<(), &'static str> {
         return Err("must be a plain path: / followed by letters, digits, -, _, . or ~");
     }
     if RESERVED_ROUTES.contains(&route) || RESERVED_PREFIXES.iter().any(|p| route.starts_with(p)) {
-        return Err("is a path the host serves itself (/healthz, /metrics, /dapr/, /admin, /v1.0)");
+        return Err("is a path the host serves itself (/healthz, /metrics, /dapr/, /admin, /v1.0, /job/)");
     }
     Ok(())
 }

@@ -39,18 +39,34 @@ impl Observation {
                                        "kind": e.kind, "data": parsed(&e.data)})
                 });
                 body.insert("emits".into(), Value::Array(emits.collect()));
-                let verdict = if body.contains_key("refused") { "refused" } else { "done" };
-                Observation { verdict, body: Value::Object(body) }
+                let verdict = if body.contains_key("refused") {
+                    "refused"
+                } else {
+                    "done"
+                };
+                Observation {
+                    verdict,
+                    body: Value::Object(body),
+                }
             }
-            Outcome::Retry(p) => Observation { verdict: "retry", body: problem(p) },
-            Outcome::Reject(ps) => Observation { verdict: "reject", body: problems(ps) },
+            Outcome::Retry(p) => Observation {
+                verdict: "retry",
+                body: problem(p),
+            },
+            Outcome::Reject(ps) => Observation {
+                verdict: "reject",
+                body: problems(ps),
+            },
         }
     }
 
     /// A call that did not return: `kind` as `CallError::kind`, `details` without the
     /// plugin's name (two versions failing alike agree).
     pub fn failed(kind: &'static str, details: Value) -> Observation {
-        Observation { verdict: kind, body: details }
+        Observation {
+            verdict: kind,
+            body: details,
+        }
     }
 
     /// One line for an event both plugins agree on, e.g. `done, 1 emit`.
@@ -58,7 +74,11 @@ impl Observation {
         match (self.verdict, &self.body) {
             ("done" | "refused", body) => {
                 let n = body["emits"].as_array().map_or(0, Vec::len);
-                format!("{}, {n} emit{}", self.verdict, if n == 1 { "" } else { "s" })
+                format!(
+                    "{}, {n} emit{}",
+                    self.verdict,
+                    if n == 1 { "" } else { "s" }
+                )
             }
             ("retry", body) => format!("retry ({})", body["code"].as_str().unwrap_or("?")),
             ("reject", Value::Array(ps)) => {
@@ -89,7 +109,12 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Verdict, Kind::EmitAdded, Kind::EmitRemoved, Kind::Field];
+    pub const ALL: [Kind; 4] = [
+        Kind::Verdict,
+        Kind::EmitAdded,
+        Kind::EmitRemoved,
+        Kind::Field,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {
@@ -104,11 +129,24 @@ impl Kind {
 /// One difference from the serving plugin (old) to the candidate (new).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
-    Verdict { old: Observation, new: Observation },
-    EmitAdded { pointer: String, emit: Value },
-    EmitRemoved { pointer: String, emit: Value },
+    Verdict {
+        old: Observation,
+        new: Observation,
+    },
+    EmitAdded {
+        pointer: String,
+        emit: Value,
+    },
+    EmitRemoved {
+        pointer: String,
+        emit: Value,
+    },
     /// `None` on one side: the value is missing there.
-    Field { pointer: String, old: Option<Value>, new: Option<Value> },
+    Field {
+        pointer: String,
+        old: Option<Value>,
+        new: Option<Value>,
+    },
 }
 
 impl Change {
@@ -127,20 +165,32 @@ impl fmt::Display for Change {
         match self {
             Change::Verdict { old, new } => write!(
                 f,
-                "verdict: {} → {}\n    serving:   {}\n    candidate: {}",
+                "verdict: {} → {}\n        serving:   {}\n        candidate: {}",
                 old.verdict, new.verdict, old.body, new.body
             ),
             Change::EmitAdded { pointer, emit } => write!(f, "+ {pointer} (emit added): {emit}"),
             Change::EmitRemoved { pointer, emit } => {
                 write!(f, "- {pointer} (emit removed): {emit}")
             }
-            Change::Field { pointer, old: Some(old), new: Some(new) } => {
+            Change::Field {
+                pointer,
+                old: Some(old),
+                new: Some(new),
+            } => {
                 write!(f, "~ {pointer}: {old} → {new}")
             }
-            Change::Field { pointer, old: Some(old), new: None } => {
+            Change::Field {
+                pointer,
+                old: Some(old),
+                new: None,
+            } => {
                 write!(f, "- {pointer}: {old} (field removed)")
             }
-            Change::Field { pointer, old: None, new: Some(new) } => {
+            Change::Field {
+                pointer,
+                old: None,
+                new: Some(new),
+            } => {
                 write!(f, "+ {pointer}: {new} (field added)")
             }
             Change::Field { pointer, .. } => write!(f, "~ {pointer}"),
@@ -152,19 +202,30 @@ impl fmt::Display for Change {
 pub fn diff(old: &Observation, new: &Observation) -> Vec<Change> {
     let mut changes = Vec::new();
     if old.verdict != new.verdict {
-        changes.push(Change::Verdict { old: old.clone(), new: new.clone() });
+        changes.push(Change::Verdict {
+            old: old.clone(),
+            new: new.clone(),
+        });
     } else if matches!(old.verdict, "done" | "refused") {
         for key in ["refused", "dedupe_key"] {
-            values(&format!("/{key}"), old.body.get(key), new.body.get(key), &mut changes);
+            values(
+                &format!("/{key}"),
+                old.body.get(key),
+                new.body.get(key),
+                &mut changes,
+            );
         }
         let none = Vec::new();
         let emits = |o: &Observation| o.body["emits"].as_array().unwrap_or(&none).clone();
         let (a, b) = (emits(old), emits(new));
         for pair in pair_emits(&a, &b) {
             match pair {
-                (Some(i), Some(j)) => {
-                    values(&format!("/emits/{i}"), Some(&a[i]), Some(&b[j]), &mut changes)
-                }
+                (Some(i), Some(j)) => values(
+                    &format!("/emits/{i}"),
+                    Some(&a[i]),
+                    Some(&b[j]),
+                    &mut changes,
+                ),
                 (Some(i), None) => changes.push(Change::EmitRemoved {
                     pointer: format!("/emits/{i}"),
                     emit: a[i].clone(),
@@ -221,7 +282,11 @@ fn values(pointer: &str, old: Option<&Value>, new: Option<&Value>, out: &mut Vec
         }
         (None, None) => {}
         (old, new) => out.push(Change::Field {
-            pointer: if pointer.is_empty() { "/".into() } else { pointer.into() },
+            pointer: if pointer.is_empty() {
+                "/".into()
+            } else {
+                pointer.into()
+            },
             old: old.cloned(),
             new: new.cloned(),
         }),
@@ -250,7 +315,10 @@ mod tests {
 
     fn done(emits: Vec<Emit>) -> Observation {
         Observation::outcome(
-            &Outcome::Done(Handled { dedupe_key: "d".into(), emits }),
+            &Outcome::Done(Handled {
+                dedupe_key: "d".into(),
+                emits,
+            }),
             None,
         )
     }
@@ -285,7 +353,11 @@ mod tests {
         let changes = diff(&a, &b);
         assert_eq!(changes.len(), 1, "{changes:?}");
         assert_eq!(changes[0].kind(), Kind::EmitAdded);
-        assert!(changes[0].to_string().starts_with("+ /emits/0 (emit added)"));
+        assert!(
+            changes[0]
+                .to_string()
+                .starts_with("+ /emits/0 (emit added)")
+        );
         let back = diff(&b, &a);
         assert_eq!(back.len(), 1);
         assert_eq!(back[0].kind(), Kind::EmitRemoved);
@@ -293,7 +365,11 @@ mod tests {
 
     #[test]
     fn a_new_verdict_shows_both_outcomes() {
-        let problem = Problem { code: "bad".into(), message: "m".into(), pointer: None };
+        let problem = Problem {
+            code: "bad".into(),
+            message: "m".into(),
+            pointer: None,
+        };
         let rejected = Observation::outcome(&Outcome::Reject(vec![problem]), None);
         let changes = diff(&done(vec![]), &rejected);
         assert_eq!(changes.len(), 1);
@@ -303,7 +379,10 @@ mod tests {
         assert_eq!(rejected.summary(), "reject (bad)");
 
         let refused = Observation::outcome(
-            &Outcome::Done(Handled { dedupe_key: "d".into(), emits: vec![] }),
+            &Outcome::Done(Handled {
+                dedupe_key: "d".into(),
+                emits: vec![],
+            }),
             Some("topic x is not declared".into()),
         );
         assert_eq!(diff(&done(vec![]), &refused)[0].kind(), Kind::Verdict);

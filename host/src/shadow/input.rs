@@ -169,13 +169,16 @@ pub async fn read_topic(
         }
         for record in records {
             let name = format!("{topic}@{}", record["offset"]);
-            let input = from_value(record, &name, &at).map_err(|e| error(format!("{name}: {e}")))?;
+            let input =
+                from_value(record, &name, &at).map_err(|e| error(format!("{name}: {e}")))?;
             inputs.push(input);
         }
         // A page always ends past `from`; a host answering otherwise would loop forever.
         let next = page["next"].as_u64().unwrap_or(from);
         if next <= from {
-            return Err(error(format!("the page from {from} did not move on (next {next})")));
+            return Err(error(format!(
+                "the page from {from} did not move on (next {next})"
+            )));
         }
         from = next;
     }
@@ -191,7 +194,9 @@ pub async fn read_topic(
 /// One input value as a named delivery; `place` (e.g. `line 3`) starts names without one.
 fn from_value(value: Value, place: &str, at: &DeliveryArgs) -> Result<Input, String> {
     let Value::Object(object) = &value else {
-        return Err("expected a JSON object (a task event, CloudEvent, topic record or canary case)".into());
+        return Err(
+            "expected a JSON object (a task event, CloudEvent, topic record or canary case)".into(),
+        );
     };
     if let Some(delivery) = object.get("delivery") {
         let delivery = canary::parse_delivery(delivery.clone())
@@ -277,7 +282,8 @@ mod tests {
     #[test]
     fn every_input_shape_becomes_the_delivery_the_host_would_make() {
         let event = r#"{"event_id":"e1","event_type":"task.completed","user_id":"u"}"#;
-        let cloud_event = r#"{"specversion":"1.0","id":"ce","type":"t","source":"app","data":{"event_id":"e2"}}"#;
+        let cloud_event =
+            r#"{"specversion":"1.0","id":"ce","type":"t","source":"app","data":{"event_id":"e2"}}"#;
         let record = format!(r#"{{"offset":7,"partition":0,"key":"u","event":{cloud_event}}}"#);
         let case = r#"{"name":"kept","delivery":{"id":"i","pubsub":"p","topic":"t","kind":"k","source":"s","data":"{}","attempt":3},"expected":{"reject":[]}}"#;
         let text = format!("{event}\n\n{cloud_event}\n{record}\n{case}\n");
@@ -306,16 +312,29 @@ mod tests {
 
     #[test]
     fn mistakes_name_the_line() {
-        let err = parse_text("{}\n[1]\n", "f.jsonl", &at()).unwrap_err().to_string();
-        assert!(err.starts_with("f.jsonl line 2: expected a JSON object"), "{err}");
+        let err = parse_text("{}\n[1]\n", "f.jsonl", &at())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("f.jsonl line 2: expected a JSON object"),
+            "{err}"
+        );
         let err = parse_text("{}\n{\"specversion\":\"1.0\"}", "f", &at())
             .unwrap_err()
             .to_string();
-        assert!(err.contains("line 2") && err.contains("neither `data`"), "{err}");
+        assert!(
+            err.contains("line 2") && err.contains("neither `data`"),
+            "{err}"
+        );
         let err = parse_text("{\"delivery\":{\"id\":1}}", "f", &at())
             .unwrap_err()
             .to_string();
         assert!(err.contains("canary file format"), "{err}");
-        assert!(parse_text("{", "f", &at()).unwrap_err().to_string().contains("not JSON"));
+        assert!(
+            parse_text("{", "f", &at())
+                .unwrap_err()
+                .to_string()
+                .contains("not JSON")
+        );
     }
 }

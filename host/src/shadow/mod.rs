@@ -7,8 +7,8 @@
 //! the production limits (`LimitArgs`, the same flags and defaults as `serve`), and a done
 //! outcome is checked against each plugin's effect policy as a delivery would be (a refused one
 //! is the verdict `refused`: production dead-letters it). Nothing is published and no state is
-//! touched. Stdout gets one line per event, `=` identical or `≠` different followed by the
-//! changes (`diff`), then one summary line: events, identical, different, and how many
+//! touched. Stdout gets one line per event, `same` or `DIFF` and its name, a `DIFF` followed by
+//! its changes (`diff`), then one summary line: events, identical, different, and how many
 //! differing events changed their verdict, added or removed emits, or changed a field.
 //!
 //! Exit codes, so CI can gate a swap on it: 0 every outcome identical; 1 some differ; 2 the
@@ -103,7 +103,11 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
             .map_err(|e| unusable(anyhow!("writing the report: {e}")))?;
         match tally.differ {
             0 => Ok(()),
-            differ => Err(ReplayError::Differ { differ, events: tally.events }.into()),
+            differ => Err(ReplayError::Differ {
+                differ,
+                events: tally.events,
+            }
+            .into()),
         }
     })
     .await
@@ -125,7 +129,10 @@ fn load(args: &ReplayArgs) -> anyhow::Result<(Plugin, Plugin)> {
     let serving = Plugin::load(&runtime, &serving)
         .map_err(|e| anyhow!("the serving plugin does not load: {e}"))?;
     let candidate = Plugin::load(&runtime, &read(&args.against)?).map_err(|e| {
-        anyhow!("the candidate {} does not load: {e}", args.against.display())
+        anyhow!(
+            "the candidate {} does not load: {e}",
+            args.against.display()
+        )
     })?;
     Ok((serving, candidate))
 }
@@ -155,7 +162,7 @@ fn replay(
         let changes = diff::diff(&old, &new);
         tally.events += 1;
         if changes.is_empty() {
-            writeln!(out, "= {}: {}", event.name, old.summary())?;
+            writeln!(out, "same  {}: {}", event.name, old.summary())?;
             continue;
         }
         tally.differ += 1;
@@ -163,14 +170,20 @@ fn replay(
         for kind in kinds {
             *tally.by_kind.entry(kind).or_default() += 1;
         }
-        writeln!(out, "≠ {}:", event.name)?;
+        writeln!(out, "DIFF  {}:", event.name)?;
         for change in &changes {
-            writeln!(out, "  {change}")?;
+            writeln!(out, "      {change}")?;
         }
     }
     let kinds: Vec<String> = Kind::ALL
         .iter()
-        .map(|k| format!("{} {}", k.label(), tally.by_kind.get(k).copied().unwrap_or(0)))
+        .map(|k| {
+            format!(
+                "{}: {}",
+                k.label(),
+                tally.by_kind.get(k).copied().unwrap_or(0)
+            )
+        })
         .collect();
     writeln!(
         out,
@@ -195,7 +208,11 @@ fn observe(plugin: &Plugin, delivery: &Delivery) -> Observation {
                         route: String::new(),
                         dead_letter_topic: None,
                     };
-                    plugin.effects.check(&served, &handled.emits).err().map(|v| v.to_string())
+                    plugin
+                        .effects
+                        .check(&served, &handled.emits)
+                        .err()
+                        .map(|v| v.to_string())
                 }
                 _ => None,
             };

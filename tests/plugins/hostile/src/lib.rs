@@ -2,13 +2,16 @@
 //!
 //! `{"do":"trap"}` panics (a trap), `{"do":"loop"}` never returns (the deadline must end it),
 //! `{"do":"alloc"}` allocates until the memory limit stops it, `{"do":"retry"}` asks for a retry,
+//! `{"do":"retry-once"}` asks for one retry and then echoes (with `"event_type":"slow-retry"`
+//! its retry waits 3 s),
 //! `{"do":"reject"}` rejects. Effects the host must refuse: `{"do":"forbidden","topic":"T"}`
 //! emits to topic T (undeclared, subscribed or dead-letter), `{"do":"flood"}` makes 10 000
 //! emits, `{"do":"huge"}` one emit of 4 MiB. `{"do":"spin"}` computes for a while and then
 //! echoes (a long call that ends), `{"do":"random"}` logs a value derived from std's `HashMap`
 //! seed and then echoes (its output does not depend on it), `{"do":"spam"}` logs 100 lines with
 //! newlines and escape codes in them. Anything else is done with one emit on `hostile-out`, the
-//! one topic it declares. Its retry policy is a few milliseconds so tests exhaust it quickly; its
+//! one topic it declares, keyed by the event's `user_id`. Its default retry policy is a few
+//! milliseconds so tests exhaust it quickly; its
 //! one golden case is an echo.
 
 #[cfg(target_arch = "wasm32")]
@@ -24,11 +27,12 @@ mod component {
     struct Hostile;
     export!(Hostile);
 
-    const ACTIONS: [&str; 11] = [
+    const ACTIONS: [&str; 12] = [
         "trap",
         "loop",
         "alloc",
         "retry",
+        "retry-once",
         "reject",
         "forbidden",
         "flood",
@@ -58,9 +62,11 @@ mod component {
     }
 
     fn echo(d: &Delivery, topic: &str, data: String) -> Emit {
+        // Keyed by the event's user_id (the only key the host lets it publish on), else "k".
+        let user = field(&d.data, "user_id");
         Emit {
             topic: topic.into(),
-            key: "k".into(),
+            key: if user.is_empty() { "k" } else { user }.into(),
             id: format!("{}-out", d.id),
             kind: "echo".into(),
             data,
@@ -94,10 +100,17 @@ mod component {
                     route: "/events/hostile".into(),
                     dead_letter_topic: Some("hostile-dlq".into()),
                 }],
-                retry_policies: vec![RetryPolicy {
-                    event_type: "*".into(),
-                    delays_ms: vec![5, 10],
-                }],
+                retry_policies: vec![
+                    RetryPolicy {
+                        event_type: "*".into(),
+                        delays_ms: vec![5, 10],
+                    },
+                    // Long enough that the host parks the wait instead of holding the delivery.
+                    RetryPolicy {
+                        event_type: "slow-retry".into(),
+                        delays_ms: vec![3_000],
+                    },
+                ],
             }
         }
 
@@ -118,6 +131,8 @@ mod component {
                     }
                 }
                 "retry" => Outcome::Retry(problem("asked-to-retry")),
+                "retry-once" if d.attempt < 2 => Outcome::Retry(problem("asked-to-retry-once")),
+                "retry-once" => done(&d, vec![echo(&d, "hostile-out", d.data.clone())]),
                 "reject" => Outcome::Reject(vec![problem("asked-to-reject")]),
                 "forbidden" => {
                     let emit = echo(&d, field(&d.data, "topic"), d.data.clone());
