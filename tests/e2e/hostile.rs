@@ -151,9 +151,9 @@ async fn effects_the_plugin_did_not_declare_are_dead_lettered_with_the_reason() 
             json!({"user_id": "k", "event_id": "huge", "do": "huge"}),
             "effect-refused:emit-too-large",
         ),
-        // The plugin keys its emits "k": an event of another user may not publish there.
+        // An emit keyed by another user than the event's: refused.
         (
-            json!({"user_id": "someone-else", "event_id": "foreign", "do": "echo"}),
+            json!({"user_id": "k", "event_id": "foreign", "do": "echo", "key": "someone-else"}),
             "effect-refused:foreign-partition-key",
         ),
     ];

@@ -24,6 +24,7 @@ fn run(args: &[&str]) -> (i32, String, String) {
         .env("RUST_LOG", "error")
         .env_remove("TASK_EVENTS_GUEST")
         .env_remove("TASK_EVENTS_URL")
+        .env_remove("TASK_EVENTS_PUBSUB")
         .output()
         .expect("running the host binary");
     (

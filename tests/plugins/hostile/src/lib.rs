@@ -62,11 +62,15 @@ mod component {
     }
 
     fn echo(d: &Delivery, topic: &str, data: String) -> Emit {
-        // Keyed by the event's user_id (the only key the host lets it publish on), else "k".
-        let user = field(&d.data, "user_id");
+        // Keyed by the event's "key" if it names one (to test the host's refusal), else by its
+        // user_id (the only key the host lets it publish on), else "k".
+        let key = [field(&d.data, "key"), field(&d.data, "user_id"), "k"]
+            .into_iter()
+            .find(|k| !k.is_empty())
+            .unwrap_or("k");
         Emit {
             topic: topic.into(),
-            key: if user.is_empty() { "k" } else { user }.into(),
+            key: key.into(),
             id: format!("{}-out", d.id),
             kind: "echo".into(),
             data,
