@@ -47,16 +47,9 @@ pub async fn run(command: CanaryCommand) -> anyhow::Result<()> {
     let CanaryCommand::Record(args) = command;
     let events = input::read_file(&args.events, &args.delivery)?;
     tokio::task::spawn_blocking(move || {
-        let bytes = match &args.guest {
-            Some(path) => {
-                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?
-            }
-            None => crate::BUNDLED_PLUGIN.to_vec(),
-        };
         let runtime = Runtime::new(args.limits.limits())
             .map_err(|e| anyhow!("starting the wasm runtime: {e:#}"))?;
-        let plugin =
-            Plugin::load(&runtime, &bytes).map_err(|e| anyhow!("the plugin does not load: {e}"))?;
+        let plugin = crate::plugin::offline::load(&runtime, args.guest.as_deref(), "the plugin")?;
         // All cases first: a failure half-way must not leave a partial canary file behind.
         let cases = record(&plugin, events)?;
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());

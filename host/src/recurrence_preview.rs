@@ -67,15 +67,9 @@ pub async fn run(args: PreviewArgs) -> anyhow::Result<()> {
 }
 
 fn preview(args: &PreviewArgs, out: &mut impl std::io::Write) -> anyhow::Result<()> {
-    let bytes = match &args.guest {
-        Some(path) => {
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?
-        }
-        None => crate::BUNDLED_PLUGIN.to_vec(),
-    };
     let runtime = Runtime::new(args.limits.limits())
         .map_err(|e| anyhow!("starting the wasm runtime: {e:#}"))?;
-    let plugin = Plugin::load(&runtime, &bytes).map_err(|e| anyhow!("loading the plugin: {e}"))?;
+    let plugin = crate::plugin::offline::load(&runtime, args.guest.as_deref(), "the plugin")?;
     let ask = Ask {
         plugin: &plugin,
         tz: args.tz.as_deref(),

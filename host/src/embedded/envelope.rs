@@ -251,37 +251,12 @@ fn parse_ttl_seconds(raw: &str) -> Option<i64> {
     if let Ok(n) = raw.parse::<i64>() {
         return Some(n);
     }
-    let (neg, mut rest) = match raw.strip_prefix('-') {
-        Some(r) => (true, r),
+    let (negative, rest) = match raw.strip_prefix('-') {
+        Some(rest) => (true, rest),
         None => (false, raw.strip_prefix('+').unwrap_or(raw)),
     };
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let value: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        rest = &rest[unit_len..];
-        total += value * scale;
-    }
-    let secs = total.trunc() as i64;
-    Some(if neg { -secs } else { secs })
+    let secs = i64::try_from(super::go_decode::go_duration(rest)?.as_secs()).ok()?;
+    Some(if negative { -secs } else { secs })
 }
 
 /// The partition of a record: `metadata.partitionNumber` if given (Kafka's manual partitioner),

@@ -4,7 +4,10 @@
 //! several keys match one field the last one in the document wins. Dapr's SDKs rely on it: the
 //! JavaScript SDK sends `entryID` where daprd's struct says `entryId`. serde_json matches names
 //! exactly, so every field this sidecar reads from a request body goes through [`field`].
-//! Path segments are unescaped like Go's `url.QueryUnescape` ([`query_unescape`]).
+//! Path segments are unescaped like Go's `url.QueryUnescape` ([`query_unescape`]), and
+//! durations read like Go's `time.ParseDuration` ([`go_duration`]).
+
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -48,6 +51,38 @@ pub(crate) fn query_unescape(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A Go duration (`300ms`, `1.5h`, `1h30m`), as Go's `time.ParseDuration` reads it; `None`
+/// for a negative or malformed one.
+pub(crate) fn go_duration(raw: &str) -> Option<Duration> {
+    let mut rest = raw.trim();
+    if rest.is_empty() || rest.starts_with('-') {
+        return None;
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let value: f64 = rest[..n].parse().ok()?;
+        rest = &rest[n..];
+        let u = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..u] {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        rest = &rest[u..];
+        total += value * scale;
+    }
+    Duration::try_from_secs_f64(total).ok()
 }
 
 #[cfg(test)]

@@ -12,7 +12,6 @@
 //! second, three times, daprd's default failure policy; then the job is dropped with an error
 //! log (a repeating job goes on to its next tick).
 
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -27,7 +26,7 @@ use serde_json::{Value, json};
 
 use super::Embedded;
 use super::error::{ApiError, StoreError};
-use super::go_decode::field;
+use super::go_decode::{field, go_duration};
 use super::store::{JOBS, JOBS_DUE, Store};
 
 /// One stored job.
@@ -59,37 +58,6 @@ pub(super) fn routes() -> Router<Embedded> {
 
 fn bad(message: String) -> ApiError {
     ApiError::rejected(StatusCode::BAD_REQUEST, "ERR_MALFORMED_REQUEST", message)
-}
-
-/// A Go duration (`300ms`, `1.5h`, `1h30m`): whole milliseconds.
-pub(super) fn go_duration(raw: &str) -> Option<Duration> {
-    let mut rest = raw.trim();
-    if rest.is_empty() || rest.starts_with('-') {
-        return None;
-    }
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let n = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let value: f64 = rest[..n].parse().ok()?;
-        rest = &rest[n..];
-        let u = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..u] {
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        rest = &rest[u..];
-        total += value * scale;
-    }
-    Duration::try_from_secs_f64(total).ok()
 }
 
 /// Reads a schedule request into a job due after `now`.
@@ -232,10 +200,10 @@ impl Store {
             if at > now_ms || out.len() >= limit {
                 return Ok((out, Some(at)));
             }
-            if let Some(v) = jobs.get(name)? {
-                if let Ok(job) = serde_json::from_slice::<Job>(v.value()) {
-                    out.push(job);
-                }
+            if let Some(v) = jobs.get(name)?
+                && let Ok(job) = serde_json::from_slice::<Job>(v.value())
+            {
+                out.push(job);
             }
         }
         Ok((out, None))

@@ -79,6 +79,7 @@ use state::{SaveOp, StateOp};
 use store::{Record, Store};
 use subscribe::Subscription;
 pub use tail::tail;
+pub(crate) use tail::encode_path;
 
 /// How the embedded sidecar is set up. [`EmbeddedConfig::new`] gives the defaults.
 #[derive(Debug, Clone)]

@@ -78,7 +78,7 @@ pub async fn tail(
 }
 
 /// Percent-encodes a topic for the URL path, keeping `/` (the route takes the rest of the path).
-pub(super) fn encode_path(topic: &str) -> String {
+pub(crate) fn encode_path(topic: &str) -> String {
     let mut out = String::with_capacity(topic.len());
     for b in topic.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {

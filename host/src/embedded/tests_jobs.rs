@@ -47,7 +47,7 @@ fn jobs_are_stored_found_due_and_settled() {
     assert!(!s.put_job(&a, false).unwrap(), "a taken name needs overwrite");
     let t = now().timestamp_millis();
     let (due, next) = s.due_jobs(t + 2_000, 10).unwrap();
-    assert_eq!(due, [a.clone()]);
+    assert_eq!(due, std::slice::from_ref(&a));
     assert_eq!(next, Some(b.due_at_ms));
     s.settle_job(&a, None).unwrap();
     assert_eq!(s.get_job("a").unwrap(), None);

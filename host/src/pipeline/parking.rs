@@ -134,7 +134,7 @@ impl Pipeline {
                 Err(e) => return Some(self.sidecar_failed("reading the user's retry queue", e)),
             };
             let mut queue = read(&entry);
-            let Some(head) = queue.events.first().cloned() else { return None };
+            let head = queue.events.first().cloned()?;
             if queue.events.iter().any(|p| p.id == incoming.id && !incoming.id.is_empty()) {
                 // A redelivery of an event already queued: make sure the job is armed.
                 let wait = Duration::from_millis(u64::try_from(head.due_at_ms - chrono::Utc::now().timestamp_millis()).unwrap_or(0));
@@ -179,11 +179,11 @@ impl Pipeline {
                 Err(SidecarError::Conflict(_)) => continue,
                 Err(e) => return self.sidecar_failed("parking a retry", e),
             }
-            if head {
-                if let Err(e) = self.sidecar.schedule_job(&job, delay, Bytes::from_static(b"{}")).await {
-                    // Redelivered, the event finds itself queued and arms the job again.
-                    return self.sidecar_failed("scheduling a parked retry", e);
-                }
+            if head
+                && let Err(e) = self.sidecar.schedule_job(&job, delay, Bytes::from_static(b"{}")).await
+            {
+                // Redelivered, the event finds itself queued and arms the job again.
+                return self.sidecar_failed("scheduling a parked retry", e);
             }
             tracing::info!(queue = %key, attempt, delay_ms = delay.as_millis() as u64, "retry parked; the delivery is acknowledged");
             return Status::Success;

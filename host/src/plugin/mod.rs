@@ -22,6 +22,7 @@ pub mod canary;
 pub mod effects;
 pub mod loaded;
 pub mod logging;
+pub(crate) mod offline;
 pub mod prepare;
 pub mod probation;
 pub mod registry;

@@ -18,7 +18,9 @@ use std::thread;
 
 use tokio::sync::Semaphore;
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ProfilingStrategy,
+};
 
 use super::bindings::EventPlugin;
 use super::logging::LogBudget;
@@ -156,8 +158,17 @@ impl Runtime {
     }
 }
 
+/// Per pool slot, the most memory (and table) bytes reset in place instead of decommitted; only
+/// used with PAGEMAP_SCAN (see `config`). A task-plugin call dirties well under 100 KiB.
+const KEEP_RESIDENT: usize = 1 << 20;
+
 fn config(limits: &Limits, pooling: bool) -> Config {
     let mut config = Config::new();
+    // `TASK_EVENTS_WASM_PROFILER=perfmap` writes /tmp/perf-<pid>.map so `perf report` names the
+    // plugin's functions (docs/performance.md); off by default.
+    if std::env::var("TASK_EVENTS_WASM_PROFILER").as_deref() == Ok("perfmap") {
+        config.profiler(ProfilingStrategy::PerfMap);
+    }
     config.epoch_interruption(true);
     config.memory_init_cow(true);
     // The plugin's exports are plain synchronous functions: no component-model concurrency, which
@@ -172,7 +183,19 @@ fn config(limits: &Limits, pooling: bool) -> Config {
             .total_memories(instances.saturating_mul(2))
             .total_tables(instances.saturating_mul(8))
             .max_memory_size(limits.memory_bytes)
-            .max_unused_warm_slots(instances.min(16));
+            .max_unused_warm_slots(instances.min(16))
+            // Fresh instance per delivery, so resetting a slot is on every call's path. By default
+            // a slot is reset with madvise(DONTNEED), and the next instance page-faults every page
+            // it touches again (~12 faults and 3 madvise calls per task-plugin call, ~18 µs of
+            // system time). With PAGEMAP_SCAN (Linux 6.7+) wasmtime finds the pages the instance
+            // actually wrote and copies the image back over just those, so they stay mapped and
+            // the next instance starts without faults; "keep resident" caps how much is reset that
+            // way per slot (the rest is still decommitted). Where the ioctl is missing this falls
+            // back to the old behaviour: keeping memory resident without the scan means memsetting
+            // the whole budget per call, which measured worse (docs/performance.md).
+            .pagemap_scan(Enabled::Auto)
+            .linear_memory_keep_resident(KEEP_RESIDENT)
+            .table_keep_resident(KEEP_RESIDENT);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     config

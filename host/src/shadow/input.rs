@@ -139,7 +139,7 @@ pub async fn read_topic(
     while limit.is_none_or(|limit| inputs.len() < limit) {
         let url = format!(
             "{base}/v1.0-embedded/topics/{}?from={from}&limit={PAGE}",
-            encode_path(topic)
+            crate::embedded::encode_path(topic)
         );
         let resp = client.get(&url).send().await.map_err(|e| {
             error(format!(
@@ -255,18 +255,6 @@ fn describe(delivery: &Delivery) -> String {
     }
 }
 
-/// Percent-encodes a topic for the URL path, keeping `/` (the route takes the rest of the path).
-fn encode_path(topic: &str) -> String {
-    let mut out = String::with_capacity(topic.len());
-    for b in topic.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
 
 #[cfg(test)]
 mod tests {

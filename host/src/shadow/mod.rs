@@ -27,6 +27,7 @@ use anyhow::{Context, anyhow};
 use clap::Args;
 
 use crate::config::LimitArgs;
+use crate::plugin::offline;
 use crate::plugin::bindings::{Delivery, Outcome, Subscription};
 use crate::plugin::{CallError, Plugin, Runtime};
 use diff::{Change, Kind, Observation};
@@ -119,21 +120,8 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
 fn load(args: &ReplayArgs) -> anyhow::Result<(Plugin, Plugin)> {
     let runtime = Runtime::new(args.limits.limits())
         .map_err(|e| anyhow!("starting the wasm runtime: {e:#}"))?;
-    let read = |path: &PathBuf| {
-        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
-    };
-    let serving = match &args.guest {
-        Some(path) => read(path)?,
-        None => crate::BUNDLED_PLUGIN.to_vec(),
-    };
-    let serving = Plugin::load(&runtime, &serving)
-        .map_err(|e| anyhow!("the serving plugin does not load: {e}"))?;
-    let candidate = Plugin::load(&runtime, &read(&args.against)?).map_err(|e| {
-        anyhow!(
-            "the candidate {} does not load: {e}",
-            args.against.display()
-        )
-    })?;
+    let serving = offline::load(&runtime, args.guest.as_deref(), "the serving plugin")?;
+    let candidate = offline::load(&runtime, Some(&args.against), "the candidate")?;
     Ok((serving, candidate))
 }
 
