@@ -157,6 +157,11 @@ pub struct EmbeddedArgs {
     )]
     pub redelivery_backoff_ms: u64,
 
+    /// Deliveries of a record the app keeps answering RETRY before the embedded sidecar
+    /// forwards it to the dead-letter topic (daprd's resiliency `maxRetries`); 0: forever.
+    #[arg(long, env = "TASK_EVENTS_MAX_REDELIVERIES", default_value_t = 100)]
+    pub max_redeliveries: u32,
+
     /// Topic records older than this many hours are deleted once every subscriber has them
     /// (embedded sidecar; expired state keys are removed too).
     #[arg(long, env = "TASK_EVENTS_RETENTION_HOURS", default_value_t = 168)]
@@ -174,6 +179,7 @@ impl EmbeddedArgs {
             partitions: self.partitions.max(1),
             redelivery_backoff: Duration::from_millis(self.redelivery_backoff_ms.max(1)),
             retention: Duration::from_secs(self.retention_hours.saturating_mul(3600)),
+            max_redeliveries: self.max_redeliveries,
         }
     }
 }

@@ -1,5 +1,7 @@
 //! What one delivery costs in the plugin: the task logic natively vs the same logic as a wasm
 //! component on a fresh instance (pooling allocator, InstancePre), and instantiation alone.
+//! Every wasm figure has its native baseline in the same group: handle, validate, migrate,
+//! occurrences-after. `plugin_profile` is the same calls in a plain loop, for profilers.
 //!
 //! Run: `cargo bench -p task-events-tests --bench plugin_call`. Compare ratios within one run;
 //! the machine is shared and absolute numbers drift.
@@ -70,6 +72,37 @@ fn bench(c: &mut Criterion) {
                         p.task_events_plugin_recurrence()
                             .call_occurrences_after(s, args.0, args.1, args.2, args.3, args.4)
                     })
+                    .unwrap(),
+            )
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("validate a 1.0 task.completed");
+    let event = delivery_data();
+    group.bench_function("native", |b| {
+        b.iter(|| black_box(task_plugin::schema::validate(black_box(&event))))
+    });
+    group.bench_function("wasm, fresh instance", |b| {
+        b.iter(|| {
+            black_box(
+                plugin
+                    .call(|p, s| p.task_events_plugin_schema().call_validate(s, &event))
+                    .unwrap(),
+            )
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("migrate a 1.0 task.completed to 2.0");
+    group.bench_function("native", |b| {
+        b.iter(|| black_box(task_plugin::migrate::migrate(black_box(&event), "2.0")))
+    });
+    group.bench_function("wasm, fresh instance", |b| {
+        b.iter(|| {
+            black_box(
+                plugin
+                    .call(|p, s| p.task_events_plugin_schema().call_migrate(s, &event, "2.0"))
                     .unwrap(),
             )
         })

@@ -193,10 +193,10 @@ async fn the_sdk_client_uses_metadata_publish_bulk_publish_and_state() {
     assert_eq!(r["missing"], json!(""), "a missing key is 204, empty");
     check_sdk_calls(&proxy.journal());
     // What the sidecar made of them.
-    let single = sidecar.wait_topic("sdk-single", 1, WAIT).await;
+    let single = task_events_tests::embedded_api::wait_topic(&sidecar, "sdk-single", 1, WAIT).await;
     assert_eq!(single[0]["data"], json!({"kind": "single", "n": 1}));
     assert_eq!(single[0]["datacontenttype"], "application/json");
-    let bulk = sidecar.wait_topic("sdk-bulk", 3, WAIT).await;
+    let bulk = task_events_tests::embedded_api::wait_topic(&sidecar, "sdk-bulk", 3, WAIT).await;
     let mut ns: Vec<i64> = bulk
         .iter()
         .map(|e| e["data"]["n"].as_i64().unwrap())

@@ -174,7 +174,7 @@ async fn bulk_subscribe_delivers_entries_and_honours_per_entry_statuses() {
         got[1].body
     );
     assert_eq!(again[0]["event"]["data"]["n"], 1);
-    let dlq = s.wait_topic("bulk-dlq", 1, WAIT).await;
+    let dlq = task_events_tests::embedded_api::wait_topic(&s, "bulk-dlq", 1, WAIT).await;
     assert_eq!(dlq.len(), 1, "only the dropped entry: {dlq:#?}");
     assert_eq!(dlq[0]["data"]["n"], 2);
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -424,4 +424,28 @@ async fn jobs_fire_at_the_app_once_due_and_survive_a_kill() {
     let gone = s.api(Method::GET, "/v1.0/jobs/later").send().await.unwrap();
     assert_eq!(gone.status(), 404, "a one-shot job is gone once it fired");
     assert_eq!(app.deliveries().iter().filter(|d| d.path == "/job/soon").count(), 1, "fired once");
+}
+
+#[tokio::test]
+async fn a_message_retried_past_max_redeliveries_goes_to_the_dead_letter_topic() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(json!([
+        {"pubsubname": PUBSUB, "topic": "orders", "route": "/orders", "deadLetterTopic": "orders-dlq"},
+    ]))
+    .await;
+    app.answer_with(|d| match d.body["id"].as_str() {
+        Some("stuck") => Answer::retry(),
+        _ => Answer::success(),
+    });
+    let args = ["--max-redeliveries", "3", "--redelivery-backoff-ms", "50"];
+    let mut s = SidecarProcess::start(EXE, dir.path(), app.port, "orders-app", &args, &[]).await;
+    s.wait_ready(WAIT).await;
+    publish_event(&s, "orders", "stuck", "order.created", json!({})).await;
+    publish_event(&s, "orders", "next", "order.created", json!({})).await;
+    let dlq = task_events_tests::embedded_api::wait_topic(&s, "orders-dlq", 1, WAIT).await;
+    assert_eq!(dlq[0]["id"], "stuck");
+    // The partition moved on: the next message was delivered after the stuck one gave up.
+    let delivered = app.wait_on("/orders", 5, WAIT).await;
+    let ids: Vec<&str> = delivered.iter().map(|d| d.body["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["stuck", "stuck", "stuck", "stuck", "next"], "1 delivery + 3 redeliveries");
 }

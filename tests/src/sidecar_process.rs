@@ -121,51 +121,6 @@ impl SidecarProcess {
         }
     }
 
-    /// Every record's event on a topic (all pages of `/v1.0-embedded/topics/{topic}`).
-    pub async fn topic_events(&self, topic: &str) -> Vec<serde_json::Value> {
-        let mut events = Vec::new();
-        let mut from = 0;
-        // Bounded: each page moves `from` forward, and a topic in a test holds few records.
-        for _ in 0..1000 {
-            let path = format!("/v1.0-embedded/topics/{topic}?from={from}&limit=1000");
-            let resp = self.api(reqwest::Method::GET, &path).send().await;
-            let page: serde_json::Value = match resp {
-                Ok(r) if r.status().is_success() => r.json().await.expect("topic JSON"),
-                other => panic!("reading {topic}: {other:?}; log:\n{}", self.log()),
-            };
-            let records = page["records"].as_array().cloned().unwrap_or_default();
-            if records.is_empty() {
-                return events;
-            }
-            events.extend(records.into_iter().map(|r| r["event"].clone()));
-            from = page["next"].as_u64().expect("a next offset");
-        }
-        panic!("topic {topic} did not end after 1000 pages")
-    }
-
-    /// Waits (bounded) until `topic` holds at least `n` records, and returns their events.
-    pub async fn wait_topic(
-        &self,
-        topic: &str,
-        n: usize,
-        timeout: Duration,
-    ) -> Vec<serde_json::Value> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let events = self.topic_events(topic).await;
-            if events.len() >= n {
-                return events;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{topic} holds {} of {n} records after {timeout:?}; log:\n{}",
-                events.len(),
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
     /// Everything the sidecar logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

@@ -44,6 +44,7 @@ impl Consumer {
         let mut pending: Vec<usize> = (0..chunk.len()).collect();
         let mut dropped: Vec<(u64, Record, String)> = Vec::new();
         let mut backoff = self.backoff();
+        let mut attempt = 1u32;
         loop {
             let now = chrono::Utc::now();
             let mut retry: Vec<(usize, String)> = Vec::new();
@@ -79,6 +80,14 @@ impl Consumer {
                     }
                 }
             }
+            if !retry.is_empty() && self.redeliveries_spent(attempt) {
+                // daprd's resiliency `maxRetries`: the entries still failing go to the
+                // dead-letter topic, so one batch can never hold its partition for good.
+                for (i, why) in retry.drain(..) {
+                    let why = format!("{why}; given up after {attempt} deliveries");
+                    dropped.push((chunk[i].0, chunk[i].1.clone(), why));
+                }
+            }
             if retry.is_empty() {
                 dropped.sort_by_key(|(o, _, _)| *o);
                 let next = chunk.last().map_or(0, |(o, _)| o + 1);
@@ -102,6 +111,7 @@ impl Consumer {
             if let Flow::Stop = self.sleep(wait).await {
                 return Flow::Stop;
             }
+            attempt += 1;
         }
     }
 

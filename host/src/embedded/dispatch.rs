@@ -224,6 +224,13 @@ impl Consumer {
                     self.settle(offset + 1, vec![(offset, rec.clone(), why)])
                         .await
                 }
+                Verdict::Retry(why) if self.redeliveries_spent(attempt) => {
+                    // daprd's resiliency `maxRetries`: then the record goes to the dead-letter
+                    // topic, so one message can never hold its partition for good.
+                    let why = format!("{why}; given up after {attempt} deliveries");
+                    self.settle(offset + 1, vec![(offset, rec.clone(), why)])
+                        .await
+                }
                 Verdict::Retry(why) => {
                     let wait = backoff.next();
                     tracing::warn!(
@@ -303,6 +310,12 @@ impl Consumer {
                 Err(wait)
             }
         }
+    }
+
+    /// Whether a record delivered `attempt` times may not be delivered again.
+    pub(super) fn redeliveries_spent(&self, attempt: u32) -> bool {
+        let max = self.e.config().max_redeliveries;
+        max != 0 && attempt > max
     }
 
     pub(super) fn backoff(&self) -> Backoff {

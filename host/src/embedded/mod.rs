@@ -24,12 +24,10 @@
 //!   each), so `/v1.0-embedded/topics` and `tail` page one sequence; `__offset` carries it.
 //! - A new consumer group starts at the oldest record (`initialOffset: oldest`).
 //! - Delivery answers are interpreted per §3 (`deliver.rs`). A RETRY (or error) is redelivered
-//!   forever with exponential backoff from 100 ms up to `cfg.redelivery_backoff`, blocking its
-//!   partition: what daprd does with an inbound resiliency policy `maxRetries: -1`, and what
-//!   Kafka's `consumeRetry` does without one. (A bare daprd with no retry policy would send a
-//!   RETRY straight to the dead-letter topic; the pipeline's own retry schedule needs the
-//!   redelivery.) DROP/404 go to the subscription's dead-letter topic (same bytes, metadata and
-//!   partition) atomically with the commit.
+//!   with exponential backoff from 100 ms up to `cfg.redelivery_backoff`, blocking its
+//!   partition, at most `cfg.max_redeliveries` times (daprd's resiliency `maxRetries`; 0 =
+//!   forever), then it goes to the dead-letter topic. DROP/404 go to the subscription's
+//!   dead-letter topic (same bytes, metadata and partition) atomically with the commit.
 //!
 //! How it fails: [`Embedded::open`] returns an [`EmbeddedError`] saying what to do (data dir
 //! locked by another host, partition count changed, ...). Requests fail as daprd's do (status +
@@ -99,6 +97,9 @@ pub struct EmbeddedConfig {
     pub redelivery_backoff: Duration,
     /// Topic records older than this are deleted once consumed (default 7 days; `retention.rs`).
     pub retention: Duration,
+    /// Redeliveries of a record the app keeps answering RETRY before it goes to the
+    /// dead-letter topic (daprd's resiliency `maxRetries`); 0: forever.
+    pub max_redeliveries: u32,
 }
 
 impl EmbeddedConfig {
@@ -111,6 +112,7 @@ impl EmbeddedConfig {
             partitions: 4,
             redelivery_backoff: Duration::from_secs(5),
             retention: Duration::from_secs(7 * 24 * 3600),
+            max_redeliveries: 100,
         }
     }
 }

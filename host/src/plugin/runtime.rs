@@ -159,8 +159,15 @@ impl Runtime {
 }
 
 /// Per pool slot, the most memory (and table) bytes reset in place instead of decommitted; only
-/// used with PAGEMAP_SCAN (see `config`). A task-plugin call dirties well under 100 KiB.
-const KEEP_RESIDENT: usize = 1 << 20;
+/// used with PAGEMAP_SCAN (see `config`). A task-plugin call dirties well under 100 KiB, so the
+/// default 1 MiB costs at most 1 MiB of RSS per warm slot. `TASK_EVENTS_WASM_KEEP_RESIDENT_KIB`
+/// overrides it; 0 restores madvise-only resets (for comparisons, docs/performance.md).
+fn keep_resident() -> usize {
+    std::env::var("TASK_EVENTS_WASM_KEEP_RESIDENT_KIB")
+        .ok()
+        .and_then(|kib| kib.parse::<usize>().ok())
+        .map_or(1 << 20, |kib| kib.saturating_mul(1024))
+}
 
 fn config(limits: &Limits, pooling: bool) -> Config {
     let mut config = Config::new();
@@ -194,8 +201,8 @@ fn config(limits: &Limits, pooling: bool) -> Config {
             // back to the old behaviour: keeping memory resident without the scan means memsetting
             // the whole budget per call, which measured worse (docs/performance.md).
             .pagemap_scan(Enabled::Auto)
-            .linear_memory_keep_resident(KEEP_RESIDENT)
-            .table_keep_resident(KEEP_RESIDENT);
+            .linear_memory_keep_resident(keep_resident())
+            .table_keep_resident(keep_resident());
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     config
