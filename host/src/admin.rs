@@ -49,7 +49,7 @@ pub fn router(swapper: Arc<Swapper>, token: Option<String>) -> Router {
         ))
 }
 
-async fn require_admin_token(
+pub(crate) async fn require_admin_token(
     State(expected): State<Option<Arc<str>>>,
     request: Request,
     next: Next,

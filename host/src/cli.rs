@@ -61,6 +61,11 @@ enum Command {
     /// Shadow replay: run events through the serving plugin and a candidate, print how their
     /// outcomes differ (exit 0 identical, 1 different, 2 could not compare).
     Replay(Box<crate::shadow::ReplayArgs>),
+    /// List, show and replay the dead letters a running host wrote (either sidecar mode).
+    DeadLetters {
+        #[command(subcommand)]
+        command: crate::dead_letters_cli::DeadLettersCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -100,6 +105,7 @@ pub fn main() -> ExitCode {
             Command::Recurrence(args) => crate::recurrence_preview::run(*args).await,
             Command::Canary { command } => crate::canary_record::run(command).await,
             Command::Replay(args) => crate::shadow::run(*args).await,
+            Command::DeadLetters { command } => crate::dead_letters_cli::run(command).await,
             Command::Topics {
                 command:
                     TopicsCommand::Tail {

@@ -17,6 +17,8 @@ mod admin;
 mod canary_record;
 mod dapr;
 mod dead_letter;
+mod dead_letters;
+mod dead_letters_cli;
 mod embedded;
 mod http_limits;
 mod http_server;

@@ -125,11 +125,12 @@ pub async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         record_ttl: std::time::Duration::from_secs(args.record_ttl_secs.max(1)),
         max_in_place_wait: std::time::Duration::from_millis(args.max_in_place_retry_ms),
     });
-    let app_routes = app::router(Arc::new(App {
+    let app = Arc::new(App {
         pipeline,
         subscriptions,
         limits: http_limits,
-    }));
+    });
+    let app_routes = app::router(app.clone());
     let mut public = match &args.app_api_token {
         // route_layer (here and below): an unknown path answers 404, not a token error.
         Some(token) => app_routes
@@ -139,6 +140,10 @@ pub async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     };
     public = public.merge(crate::admin::router(
         swapper.clone(),
+        args.swap.admin_token.clone(),
+    ));
+    public = public.merge(crate::dead_letters::router(
+        app,
         args.swap.admin_token.clone(),
     ));
     let mut delivery = None;

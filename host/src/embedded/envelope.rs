@@ -173,7 +173,12 @@ impl Envelope<'_> {
         match media_type(self.content_type).as_str() {
             "application/json" => put(
                 "data",
-                serde_json::from_slice::<Box<RawValue>>(body).unwrap_or_else(|_| text()),
+                // Kept as its bytes only if it also parses as a value (numbers in range), as
+                // Go's json.Unmarshal in daprd; otherwise a string, as daprd stores it.
+                serde_json::from_slice::<Box<RawValue>>(body)
+                    .ok()
+                    .filter(|_| serde_json::from_slice::<serde_json::Value>(body).is_ok())
+                    .unwrap_or_else(text),
             ),
             "application/octet-stream"
             | "application/cloudevents+protobuf"
@@ -186,6 +191,9 @@ impl Envelope<'_> {
     /// (b) The app's own CloudEvent, completed. A key given twice keeps its last value, as
     /// decoding into a Go map does.
     fn complete_cloud_event(&self, body: &[u8], now: DateTime<Utc>) -> Result<Fields, ApiError> {
+        // RawValue checks syntax only; a number out of range would reach the app unreadable.
+        serde_json::from_slice::<serde_json::Value>(body)
+            .map_err(|e| ce_ser_error(&e.to_string()))?;
         let mut ce: Fields = match serde_json::from_slice::<Box<RawValue>>(body) {
             Ok(v) if v.get().starts_with('{') => {
                 serde_json::from_str(v.get()).map_err(|e| ce_ser_error(&e.to_string()))?

@@ -82,7 +82,10 @@ impl Pipeline {
             .with_retries(what, || self.sidecar.publish(full.clone()))
             .await
         {
-            Ok(()) => Status::Success,
+            Ok(()) => {
+                self.log_dead_letter(topic, &record).await;
+                Status::Success
+            }
             Err(SidecarError::Refused(why)) => {
                 tracing::warn!(event = %incoming.id, "the dead-letter record was refused ({why}); sending it without the original data");
                 record["data"]["original"]["data"] = Value::Null;
@@ -92,7 +95,10 @@ impl Pipeline {
                     .with_retries(what, || self.sidecar.publish(small.clone()))
                     .await
                 {
-                    Ok(()) => Status::Success,
+                    Ok(()) => {
+                        self.log_dead_letter(topic, &record).await;
+                        Status::Success
+                    }
                     Err(SidecarError::Refused(why)) => {
                         tracing::error!(event = %incoming.id, "the dead-letter record was refused again ({why}); answering DROP");
                         Status::Drop

@@ -35,6 +35,7 @@ use crate::plugin::{Generation, Registry};
 use crate::sidecar::Sidecar;
 
 mod dead_letter;
+pub(crate) mod dead_letter_log;
 mod outcome;
 mod parking;
 mod routing;

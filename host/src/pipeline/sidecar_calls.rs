@@ -20,7 +20,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 impl Pipeline {
     /// Runs `call` until it succeeds, fails for good, or the retry budget is spent.
-    pub(super) async fn with_retries<T, F, Fut>(
+    pub(crate) async fn with_retries<T, F, Fut>(
         &self,
         what: &str,
         call: F,
