@@ -5,30 +5,28 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-/// The environment variables the host reads, removed so the developer's shell cannot leak in.
+/// The variables the host reads that do not start with `TASK_EVENTS_` (all of those are
+/// removed too), so the developer's shell cannot leak into a test.
 const HOST_ENV: &[&str] = &[
     "DAPR_HTTP_PORT",
     "DAPR_HTTP_ENDPOINT",
     "DAPR_API_TOKEN",
     "APP_API_TOKEN",
     "APP_PORT",
-    "TASK_EVENTS_GUEST",
-    "TASK_EVENTS_SIDECAR",
-    "TASK_EVENTS_DATA_DIR",
-    "TASK_EVENTS_ADMIN_TOKEN",
-    "TASK_EVENTS_CANARY_FILE",
-    "TASK_EVENTS_CACHE_DIR",
-    "TASK_EVENTS_WATCH",
-    "TASK_EVENTS_WATCH_DEBOUNCE_MS",
-    "TASK_EVENTS_ROLLBACK_WINDOW_DELIVERIES",
-    "TASK_EVENTS_ROLLBACK_WINDOW_SECS",
-    "TASK_EVENTS_ROLLBACK_FAILURE_RATE",
-    "TASK_EVENTS_ROLLBACK_MIN_DELIVERIES",
-    "TASK_EVENTS_LISTEN",
     "APP_ID",
-    "TASK_EVENTS_STATE_STORE",
-    "TASK_EVENTS_PUBSUB",
 ];
+
+/// Removes every variable the host reads from `cmd`'s environment.
+pub fn clear_host_env(cmd: &mut Command) {
+    for var in HOST_ENV {
+        cmd.env_remove(var);
+    }
+    for (var, _) in std::env::vars_os() {
+        if var.to_string_lossy().starts_with("TASK_EVENTS_") {
+            cmd.env_remove(var);
+        }
+    }
+}
 
 pub struct HostProcess {
     child: Child,
@@ -84,9 +82,7 @@ impl HostProcess {
         cmd.arg("serve")
             .args(["--app-port", &port.to_string()])
             .args(args);
-        for var in HOST_ENV {
-            cmd.env_remove(var);
-        }
+        clear_host_env(&mut cmd);
         cmd.env("RUST_LOG", "info").envs(envs.iter().copied());
         let child = cmd
             .stdout(Stdio::null())

@@ -2,7 +2,7 @@
 //! opened itself, without following symlinks, owned by this user and writable by no one else.
 //!
 //! Why a key: a cache entry is native code the host runs (`Component::deserialize` is `unsafe`),
-//! and its name is predictable (the plugin's sha256 is public on `/healthz` and `/metrics`). File
+//! and its name is predictable (the plugin's sha256 is on `/metrics` and `/admin/plugin`, and a plugin file's sha256 is easy to compute). File
 //! ownership alone does not make an entry the host's: on a shared volume another container may
 //! run as the same uid, a restore from backup may carry old files, a symlink may point anywhere.
 //! So each entry carries an HMAC-SHA256 over its name (plugin sha256 + engine key) and its code,
