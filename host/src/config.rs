@@ -94,7 +94,11 @@ pub struct ServeArgs {
 
     /// The longest plugin retry delay waited inside a delivery; a longer one is parked in the
     /// state store and re-driven by a job, so the partition moves on.
-    #[arg(long, env = "TASK_EVENTS_MAX_IN_PLACE_RETRY_MS", default_value_t = 2_000)]
+    #[arg(
+        long,
+        env = "TASK_EVENTS_MAX_IN_PLACE_RETRY_MS",
+        default_value_t = 2_000
+    )]
     pub max_in_place_retry_ms: u64,
 
     /// How long idempotency and outcome records are kept (daprd's `ttlInSeconds` on every

@@ -55,7 +55,10 @@ impl Filter {
         let same = |want: &Option<String>, got: &str| want.as_deref().is_none_or(|w| w == got);
         (same(&self.topic, &s.topic) || same(&self.topic, &s.from_topic))
             && same(&self.reason, &s.reason)
-            && self.user.as_deref().is_none_or(|u| s.user.as_deref() == Some(u))
+            && self
+                .user
+                .as_deref()
+                .is_none_or(|u| s.user.as_deref() == Some(u))
             && self.since.as_deref().is_none_or(|since| {
                 match (
                     chrono::DateTime::parse_from_rfc3339(since),
@@ -75,10 +78,19 @@ fn failure(status: StatusCode, message: String) -> Response {
 async fn list(State(app): State<Arc<App>>, Query(filter): Query<Filter>) -> Response {
     let store = app.pipeline.state_store.as_str();
     let read = || app.pipeline.sidecar.get_state(store, INDEX_KEY);
-    let index: Vec<Summary> = match app.pipeline.with_retries("reading the dead-letter index", read).await {
+    let index: Vec<Summary> = match app
+        .pipeline
+        .with_retries("reading the dead-letter index", read)
+        .await
+    {
         Ok(Some(entry)) => serde_json::from_slice(&entry.value).unwrap_or_default(),
         Ok(None) => Vec::new(),
-        Err(e) => return failure(StatusCode::BAD_GATEWAY, format!("reading the dead-letter index: {e}")),
+        Err(e) => {
+            return failure(
+                StatusCode::BAD_GATEWAY,
+                format!("reading the dead-letter index: {e}"),
+            );
+        }
     };
     let mut kept: Vec<Summary> = index.into_iter().filter(|s| filter.keeps(s)).collect();
     if let Some(limit) = filter.limit {
@@ -91,13 +103,28 @@ async fn load(app: &App, id: &str) -> Result<(Value, Option<String>), Response> 
     let store = app.pipeline.state_store.as_str();
     let key = record_key(id);
     let read = || app.pipeline.sidecar.get_state(store, &key);
-    match app.pipeline.with_retries("reading a dead letter", read).await {
+    match app
+        .pipeline
+        .with_retries("reading a dead letter", read)
+        .await
+    {
         Ok(Some(entry)) => match serde_json::from_slice::<Value>(&entry.value) {
             Ok(v) => Ok((v, entry.etag)),
-            Err(e) => Err(failure(StatusCode::INTERNAL_SERVER_ERROR, format!("dead letter {id} is unreadable: {e}"))),
+            Err(e) => Err(failure(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("dead letter {id} is unreadable: {e}"),
+            )),
         },
-        Ok(None) => Err(failure(StatusCode::NOT_FOUND, format!("no dead letter {id} in the log (ids end in ':dead-letter'; see GET /admin/dead-letters)"))),
-        Err(e) => Err(failure(StatusCode::BAD_GATEWAY, format!("reading dead letter {id}: {e}"))),
+        Ok(None) => Err(failure(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no dead letter {id} in the log (ids end in ':dead-letter'; see GET /admin/dead-letters)"
+            ),
+        )),
+        Err(e) => Err(failure(
+            StatusCode::BAD_GATEWAY,
+            format!("reading dead letter {id}: {e}"),
+        )),
     }
 }
 
@@ -110,7 +137,10 @@ async fn show(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
 
 async fn replay(State(app): State<Arc<App>>, Path(path): Path<String>) -> Response {
     let Some(id) = path.strip_suffix("/replay") else {
-        return failure(StatusCode::NOT_FOUND, format!("POST /admin/dead-letters/{path}: did you mean .../replay?"));
+        return failure(
+            StatusCode::NOT_FOUND,
+            format!("POST /admin/dead-letters/{path}: did you mean .../replay?"),
+        );
     };
     let (mut stored, _) = match load(&app, id).await {
         Ok(found) => found,
@@ -118,8 +148,16 @@ async fn replay(State(app): State<Arc<App>>, Path(path): Path<String>) -> Respon
     };
     let original = stored["record"]["data"]["original"].clone();
     let from_topic = original["topic"].as_str().unwrap_or_default();
-    let Some(sub) = app.subscriptions.iter().find(|s| s.topic == from_topic).cloned() else {
-        return failure(StatusCode::CONFLICT, format!("the original topic {from_topic:?} is not subscribed any more"));
+    let Some(sub) = app
+        .subscriptions
+        .iter()
+        .find(|s| s.topic == from_topic)
+        .cloned()
+    else {
+        return failure(
+            StatusCode::CONFLICT,
+            format!("the original topic {from_topic:?} is not subscribed any more"),
+        );
     };
     let incoming = Incoming {
         id: original["id"].as_str().unwrap_or_default().to_string(),
@@ -134,7 +172,8 @@ async fn replay(State(app): State<Arc<App>>, Path(path): Path<String>) -> Respon
     tracing::info!(dead_letter = id, event = %incoming.id, "replaying a dead letter on the current plugin");
     let status = app.pipeline.process(&sub, &incoming).await;
     let plugin = app.pipeline.registry.current().plugin.label().to_string();
-    let replay = json!({"at": chrono::Utc::now().to_rfc3339(), "status": status.as_str(), "plugin": plugin});
+    let replay =
+        json!({"at": chrono::Utc::now().to_rfc3339(), "status": status.as_str(), "plugin": plugin});
     if let Some(replays) = stored["replays"].as_array_mut() {
         replays.push(replay);
     }
@@ -144,10 +183,19 @@ async fn replay(State(app): State<Arc<App>>, Path(path): Path<String>) -> Respon
     if let Err(e) = app
         .pipeline
         .sidecar
-        .save_state(store, &key, value, Concurrency::LastWrite, Some(app.pipeline.record_ttl))
+        .save_state(
+            store,
+            &key,
+            value,
+            Concurrency::LastWrite,
+            Some(app.pipeline.record_ttl),
+        )
         .await
     {
-        tracing::warn!(dead_letter = id, "the replay ran but is not recorded in the log: {e}");
+        tracing::warn!(
+            dead_letter = id,
+            "the replay ran but is not recorded in the log: {e}"
+        );
     }
     Json(json!({"id": id, "status": status.as_str(), "plugin": plugin})).into_response()
 }

@@ -56,19 +56,46 @@ pub enum DeadLettersCommand {
 pub async fn run(command: DeadLettersCommand) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     let (request, host) = match &command {
-        DeadLettersCommand::List { topic, reason, user, since, host } => {
-            let query: Vec<(&str, &String)> = [("topic", topic), ("reason", reason), ("user", user), ("since", since)]
-                .into_iter()
-                .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
-                .collect();
-            (client.get(format!("{}/admin/dead-letters", host.url.trim_end_matches('/'))).query(&query), host)
+        DeadLettersCommand::List {
+            topic,
+            reason,
+            user,
+            since,
+            host,
+        } => {
+            let query: Vec<(&str, &String)> = [
+                ("topic", topic),
+                ("reason", reason),
+                ("user", user),
+                ("since", since),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+            .collect();
+            (
+                client
+                    .get(format!(
+                        "{}/admin/dead-letters",
+                        host.url.trim_end_matches('/')
+                    ))
+                    .query(&query),
+                host,
+            )
         }
         DeadLettersCommand::Show { id, host } => (
-            client.get(format!("{}/admin/dead-letters/{}", host.url.trim_end_matches('/'), crate::embedded::encode_path(id))),
+            client.get(format!(
+                "{}/admin/dead-letters/{}",
+                host.url.trim_end_matches('/'),
+                crate::embedded::encode_path(id)
+            )),
             host,
         ),
         DeadLettersCommand::Replay { id, host } => (
-            client.post(format!("{}/admin/dead-letters/{}/replay", host.url.trim_end_matches('/'), crate::embedded::encode_path(id))),
+            client.post(format!(
+                "{}/admin/dead-letters/{}/replay",
+                host.url.trim_end_matches('/'),
+                crate::embedded::encode_path(id)
+            )),
             host,
         ),
     };
@@ -77,12 +104,17 @@ pub async fn run(command: DeadLettersCommand) -> anyhow::Result<()> {
         None => request,
     };
     let response = request.send().await.map_err(|e| {
-        anyhow::anyhow!("cannot reach the host at {} ({e}); set --url or TASK_EVENTS_URL", host.url)
+        anyhow::anyhow!(
+            "cannot reach the host at {} ({e}); set --url or TASK_EVENTS_URL",
+            host.url
+        )
     })?;
     let status = response.status();
     let body: Value = response.json().await.unwrap_or(Value::Null);
     if !status.is_success() {
-        let why = body["error"].as_str().map_or_else(|| body.to_string(), str::to_string);
+        let why = body["error"]
+            .as_str()
+            .map_or_else(|| body.to_string(), str::to_string);
         anyhow::bail!("the host answered {status}: {why}");
     }
     match command {

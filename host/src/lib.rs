@@ -8,10 +8,10 @@
 
 pub mod cli;
 pub mod config;
-pub mod plugin;
 /// Entry points for fuzz/ and its corpus replay; not an API.
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod plugin;
 
 mod admin;
 mod canary_record;

@@ -93,7 +93,10 @@ async fn verify(sidecar: &impl SidecarApi, mode: &str) {
         match first.get(&id) {
             Some(seen) => {
                 repeats += 1;
-                assert_eq!(seen["data"], event["data"], "{mode}: id {id} with two bodies");
+                assert_eq!(
+                    seen["data"], event["data"],
+                    "{mode}: id {id} with two bodies"
+                );
             }
             None => {
                 let data = &event["data"];
@@ -105,26 +108,53 @@ async fn verify(sidecar: &impl SidecarApi, mode: &str) {
             }
         }
     }
-    assert_eq!(first.len(), VALID as usize, "{mode}: one next task per completion");
+    assert_eq!(
+        first.len(),
+        VALID as usize,
+        "{mode}: one next task per completion"
+    );
     let parents: HashSet<i64> = first
         .values()
         .map(|e| e["data"]["payload"]["parent_task_id"].as_i64().unwrap())
         .collect();
-    assert_eq!(parents.len(), VALID as usize, "{mode}: every completion, none twice");
+    assert_eq!(
+        parents.len(),
+        VALID as usize,
+        "{mode}: every completion, none twice"
+    );
     for (user, order) in &per_user {
-        assert!(order.windows(2).all(|w| w[0] < w[1]), "{mode}: {user} out of order: {order:?}");
+        assert!(
+            order.windows(2).all(|w| w[0] < w[1]),
+            "{mode}: {user} out of order: {order:?}"
+        );
     }
     let dead = topic_events(sidecar, "task-events-dlq").await;
     let mut dead_ids: HashSet<String> = HashSet::new();
     for record in &dead {
         assert_eq!(record["data"]["reason"], "rejected", "{mode}: {record:#}");
-        dead_ids.insert(record["data"]["original"]["data"]["event_id"].as_str().unwrap().to_string());
+        dead_ids.insert(
+            record["data"]["original"]["data"]["event_id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
     }
     let expected: HashSet<String> = (0..INVALID).map(|i| format!("bad-{i}")).collect();
-    assert_eq!(dead_ids, expected, "{mode}: exactly the invalid events were dead-lettered");
-    for other in ["reminders", "task-updates", "reminders-dlq", "task-updates-dlq"] {
+    assert_eq!(
+        dead_ids, expected,
+        "{mode}: exactly the invalid events were dead-lettered"
+    );
+    for other in [
+        "reminders",
+        "task-updates",
+        "reminders-dlq",
+        "task-updates-dlq",
+    ] {
         let published = topic_events(sidecar, other).await;
-        assert!(published.is_empty(), "{mode}: nothing on {other}: {published:#?}");
+        assert!(
+            published.is_empty(),
+            "{mode}: nothing on {other}: {published:#?}"
+        );
     }
     println!(
         "chaos ({mode}): {VALID} completions + {INVALID} invalid over {USERS} users, 3 kill -9, 2 swaps: \
@@ -146,7 +176,8 @@ async fn dapr_mode_survives_faults_kills_and_swaps() {
             // Transient trouble the host must absorb or hand back as RETRY: nothing is lost.
             p.sidecar_proxy.fail_next("/v1.0/state", 4, 500);
             p.sidecar_proxy.fail_next("/v1.0/publish", 4, 503);
-            p.sidecar_proxy.delay_next("/v1.0/state", 3, Duration::from_millis(300));
+            p.sidecar_proxy
+                .delay_next("/v1.0/state", 3, Duration::from_millis(300));
             p.sidecar_proxy.drop_next("/v1.0/publish", 2);
         }
         match disruption(i) {
@@ -184,9 +215,16 @@ async fn embedded_mode_survives_kills_and_swaps() {
     let data = dir.path().join("data");
     let port = free_port();
     let args = [
-        "--sidecar", "embedded", "--data-dir", data.to_str().unwrap(),
-        "--guest", guest.to_str().unwrap(), "--admin-token", TOKEN,
-        "--app-id", APP_ID,
+        "--sidecar",
+        "embedded",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--guest",
+        guest.to_str().unwrap(),
+        "--admin-token",
+        TOKEN,
+        "--app-id",
+        APP_ID,
     ];
     let mut host = HostProcess::start_on(port, HOST, dir.path(), &args, &[]).await;
     for i in 0..VALID {

@@ -475,10 +475,18 @@ async fn events_the_seed_service_handled_are_not_handled_again() {
     handled["event_id"] = json!("evt-seed");
     publish(&p.sidecar, &handled).await;
     publish(&p.sidecar, &daily_completion(42)).await;
-    p.wait_answers(TASK_ROUTE, "both answered, and the new task's own delivery", |a| a.len() >= 3)
-        .await;
+    p.wait_answers(
+        TASK_ROUTE,
+        "both answered, and the new task's own delivery",
+        |a| a.len() >= 3,
+    )
+    .await;
     let created = p.created().await;
-    assert_eq!(created.len(), 1, "only the event the seed service never saw: {created:#?}");
+    assert_eq!(
+        created.len(),
+        1,
+        "only the event the seed service never saw: {created:#?}"
+    );
 }
 
 #[tokio::test]
@@ -486,7 +494,8 @@ async fn a_long_plugin_retry_is_parked_with_the_jobs_api_and_fired_back() {
     let dir = tempfile::tempdir().unwrap();
     let guest = task_events_tests::plugins::HOSTILE_WASM;
     let p = DaprMode::start(HOST, dir.path(), None, &["--guest", guest], &[]).await;
-    let event = json!({"user_id": "k", "event_id": "slow", "event_type": "slow-retry", "do": "retry-once"});
+    let event =
+        json!({"user_id": "k", "event_id": "slow", "event_type": "slow-retry", "do": "retry-once"});
     let status = p
         .sidecar
         .api(

@@ -36,7 +36,9 @@ async fn cli(url: &str, args: &[&str]) -> (i32, String, String) {
 }
 
 fn lines(text: &str) -> Vec<Value> {
-    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 #[tokio::test]
@@ -48,8 +50,11 @@ async fn a_refused_event_is_listed_shown_and_replayed_once_the_cause_is_gone() {
     let mut event = daily_completion(51);
     event["event_id"] = json!("evt-refused");
     publish(&p.sidecar, &event).await;
-    publish(&p.sidecar, &json!({"event_id": "bad", "event_type": "task.completed", "event_version": "1.0",
-        "task_id": 1, "user_id": "u9", "timestamp": "x", "payload": {}}))
+    publish(
+        &p.sidecar,
+        &json!({"event_id": "bad", "event_type": "task.completed", "event_version": "1.0",
+        "task_id": 1, "user_id": "u9", "timestamp": "x", "payload": {}}),
+    )
     .await;
     wait_topic(&p.sidecar, "task-events-dlq", 2, WAIT).await;
 
@@ -66,21 +71,42 @@ async fn a_refused_event_is_listed_shown_and_replayed_once_the_cause_is_gone() {
     let (code, out, err) = cli(&p.host.base, &["show", &id]).await;
     assert_eq!(code, 0, "{err}");
     let shown: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(shown["record"]["data"]["original"]["data"]["event_id"], "evt-refused");
-    assert!(shown["record"]["data"]["problems"][0]["message"].as_str().unwrap().contains("413"));
+    assert_eq!(
+        shown["record"]["data"]["original"]["data"]["event_id"],
+        "evt-refused"
+    );
+    assert!(
+        shown["record"]["data"]["problems"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("413")
+    );
 
     // The broker takes it now: the replay goes through the current plugin and publishes.
     let (code, out, err) = cli(&p.host.base, &["replay", &id]).await;
     assert_eq!(code, 0, "{err}");
-    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["status"], "SUCCESS");
-    assert_eq!(p.created().await.len(), 1, "the replay published the next task");
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["status"],
+        "SUCCESS"
+    );
+    assert_eq!(
+        p.created().await.len(),
+        1,
+        "the replay published the next task"
+    );
     let (_, out, _) = cli(&p.host.base, &["show", &id]).await;
     let shown: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(shown["replays"][0]["status"], "SUCCESS", "the replay is recorded");
+    assert_eq!(
+        shown["replays"][0]["status"], "SUCCESS",
+        "the replay is recorded"
+    );
 
     let (code, _, err) = cli(&p.host.base, &["show", "no-such:dead-letter"]).await;
     assert_eq!(code, 1);
-    assert!(err.contains("404") && err.contains("no dead letter"), "{err}");
+    assert!(
+        err.contains("404") && err.contains("no dead letter"),
+        "{err}"
+    );
     let _ = p.answers(TASK_ROUTE);
 }
 
@@ -88,11 +114,18 @@ async fn a_refused_event_is_listed_shown_and_replayed_once_the_cause_is_gone() {
 async fn embedded_mode_lists_and_replays_too_and_the_api_needs_the_token() {
     let dir = tempfile::tempdir().unwrap();
     let host = HostProcess::embedded(HOST, dir.path(), &["--admin-token", TOKEN], &[]).await;
-    publish(&host, &json!({"event_id": "bad-e", "event_type": "task.completed", "event_version": "1.0",
-        "task_id": 1, "user_id": "u1", "timestamp": "x", "payload": {}}))
+    publish(
+        &host,
+        &json!({"event_id": "bad-e", "event_type": "task.completed", "event_version": "1.0",
+        "task_id": 1, "user_id": "u1", "timestamp": "x", "payload": {}}),
+    )
     .await;
     wait_topic(&host, "task-events-dlq", 1, WAIT).await;
-    let (code, out, err) = cli(&host.base, &["list", "--topic", "task-events", "--user", "u1"]).await;
+    let (code, out, err) = cli(
+        &host.base,
+        &["list", "--topic", "task-events", "--user", "u1"],
+    )
+    .await;
     assert_eq!(code, 0, "{err}");
     let listed = lines(&out);
     assert_eq!(listed.len(), 1, "{out}");
@@ -101,9 +134,18 @@ async fn embedded_mode_lists_and_replays_too_and_the_api_needs_the_token() {
     let id = listed[0]["id"].as_str().unwrap();
     let (code, out, _) = cli(&host.base, &["replay", id]).await;
     assert_eq!(code, 0);
-    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["status"], "SUCCESS");
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["status"],
+        "SUCCESS"
+    );
     let (_, out, _) = cli(&host.base, &["list"]).await;
-    assert_eq!(lines(&out).len(), 1, "one entry per dead letter, however often it recurs");
-    let anonymous = reqwest::get(format!("{}/admin/dead-letters", host.base)).await.unwrap();
+    assert_eq!(
+        lines(&out).len(),
+        1,
+        "one entry per dead letter, however often it recurs"
+    );
+    let anonymous = reqwest::get(format!("{}/admin/dead-letters", host.base))
+        .await
+        .unwrap();
     assert_eq!(anonymous.status(), 401);
 }

@@ -18,7 +18,9 @@ const NEIGHBOUR: &str = "u2";
 
 fn event(user: &str, id: &str, extra: Value) -> Value {
     let mut e = json!({"user_id": user, "event_id": id});
-    e.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    e.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
     e
 }
 
@@ -38,7 +40,12 @@ async fn a_long_retry_is_parked_durably_and_the_users_later_events_wait_behind_i
     let slow_once = json!({"event_type": "slow-retry", "do": "retry-once"});
     publish_to(&host, "hostile", &event(USER, "a", slow_once)).await;
     publish_to(&host, "hostile", &event(USER, "b", json!({"do": "echo"}))).await;
-    publish_to(&host, "hostile", &event(NEIGHBOUR, "c", json!({"do": "echo"}))).await;
+    publish_to(
+        &host,
+        "hostile",
+        &event(NEIGHBOUR, "c", json!({"do": "echo"})),
+    )
+    .await;
     let slow_always = json!({"event_type": "slow-retry", "do": "retry"});
     publish_to(&host, "hostile", &event("d-user", "d", slow_always)).await;
 
@@ -51,15 +58,27 @@ async fn a_long_retry_is_parked_durably_and_the_users_later_events_wait_behind_i
             .map(|r| r["partition"].clone())
             .unwrap()
     };
-    assert_eq!(partition_of("a"), partition_of("c"), "the test needs one partition");
+    assert_eq!(
+        partition_of("a"),
+        partition_of("c"),
+        "the test needs one partition"
+    );
     let first = wait_topic(&host, "hostile-out", 1, WAIT).await;
-    assert_eq!(out_ids(&first), ["c-out"], "c went ahead; a waits 3 s and b behind it");
+    assert_eq!(
+        out_ids(&first),
+        ["c-out"],
+        "c went ahead; a waits 3 s and b behind it"
+    );
 
     // kill -9 while the retry is parked: the wait survives in the sidecar's store.
     host.kill9();
     let mut host = HostProcess::embedded(HOST, dir.path(), &args, &[]).await;
     let out = wait_topic(&host, "hostile-out", 3, WAIT).await;
-    assert_eq!(out_ids(&out), ["c-out", "a-out", "b-out"], "the user's order held");
+    assert_eq!(
+        out_ids(&out),
+        ["c-out", "a-out", "b-out"],
+        "the user's order held"
+    );
 
     // A schedule spent while parked: dead-lettered with every attempt's reason.
     let dead = wait_topic(&host, "hostile-dlq", 1, WAIT).await;
@@ -73,14 +92,23 @@ async fn a_long_retry_is_parked_durably_and_the_users_later_events_wait_behind_i
         .map(|p| p["message"].as_str().unwrap())
         .collect();
     assert!(problems[0].contains("after 2 attempts"), "{problems:?}");
-    assert!(problems.iter().any(|p| p.starts_with("attempt 1:")), "{problems:?}");
-    assert!(problems.iter().any(|p| p.starts_with("attempt 2:")), "{problems:?}");
+    assert!(
+        problems.iter().any(|p| p.starts_with("attempt 1:")),
+        "{problems:?}"
+    );
+    assert!(
+        problems.iter().any(|p| p.starts_with("attempt 2:")),
+        "{problems:?}"
+    );
     // Nothing left waiting: the queues and jobs are gone.
     for user in [USER, "d-user"] {
-        let status = reqwest::get(format!("{}/v1.0/state/statestore/waiting-{user}", host.base))
-            .await
-            .unwrap()
-            .status();
+        let status = reqwest::get(format!(
+            "{}/v1.0/state/statestore/waiting-{user}",
+            host.base
+        ))
+        .await
+        .unwrap()
+        .status();
         assert_eq!(status, 204, "{user}'s queue is deleted");
     }
     assert_eq!(topic_events(&host, "hostile-out").await.len(), 3);

@@ -52,7 +52,14 @@ async fn two_replicas_one_killed_lose_nothing_and_keep_each_users_order() {
         dir.path(),
         port_a,
         APP_ID,
-        &["--app-url", &url_a, "--app-url", &url_b, "--redelivery-backoff-ms", "200"],
+        &[
+            "--app-url",
+            &url_a,
+            "--app-url",
+            &url_b,
+            "--redelivery-backoff-ms",
+            "200",
+        ],
         &[],
     )
     .await;
@@ -100,14 +107,21 @@ async fn two_replicas_one_killed_lose_nothing_and_keep_each_users_order() {
         match by_id.get(&id) {
             Some(first) => {
                 repeats += 1;
-                assert_eq!(first["data"], event["data"], "id {id} published with two bodies");
+                assert_eq!(
+                    first["data"], event["data"],
+                    "id {id} published with two bodies"
+                );
             }
             None => {
                 by_id.insert(id, event.clone());
             }
         }
     }
-    assert_eq!(by_id.len(), EVENTS as usize, "every completion made exactly one task");
+    assert_eq!(
+        by_id.len(),
+        EVENTS as usize,
+        "every completion made exactly one task"
+    );
     // Per user, first appearances follow that user's completions in publish order.
     let mut per_user: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     let mut seen = std::collections::HashSet::new();

@@ -393,9 +393,12 @@ async fn jobs_fire_at_the_app_once_due_and_survive_a_kill() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 204);
-    let resp = schedule("later", json!({"dueTime": "3s", "data": "after the restart"}))
-        .await
-        .unwrap();
+    let resp = schedule(
+        "later",
+        json!({"dueTime": "3s", "data": "after the restart"}),
+    )
+    .await
+    .unwrap();
     assert_eq!(resp.status(), 204);
     let got: Value = s
         .api(Method::GET, "/v1.0-alpha1/jobs/later")
@@ -405,10 +408,15 @@ async fn jobs_fire_at_the_app_once_due_and_survive_a_kill() {
         .json()
         .await
         .unwrap();
-    assert_eq!(got, json!({"name": "later", "data": "after the restart", "dueTime": "3s"}));
+    assert_eq!(
+        got,
+        json!({"name": "later", "data": "after the restart", "dueTime": "3s"})
+    );
     let taken = schedule("later", json!({"dueTime": "1s"})).await.unwrap();
     assert_eq!(taken.status(), 409, "a taken name needs overwrite");
-    let bad = schedule("cron", json!({"schedule": "0 * * * * *"})).await.unwrap();
+    let bad = schedule("cron", json!({"schedule": "0 * * * * *"}))
+        .await
+        .unwrap();
     assert_eq!(bad.status(), 400);
 
     let fired = app.wait_on("/job/soon", 1, WAIT).await;
@@ -423,7 +431,14 @@ async fn jobs_fire_at_the_app_once_due_and_survive_a_kill() {
     assert_eq!(fired[0].body, json!("after the restart"));
     let gone = s.api(Method::GET, "/v1.0/jobs/later").send().await.unwrap();
     assert_eq!(gone.status(), 404, "a one-shot job is gone once it fired");
-    assert_eq!(app.deliveries().iter().filter(|d| d.path == "/job/soon").count(), 1, "fired once");
+    assert_eq!(
+        app.deliveries()
+            .iter()
+            .filter(|d| d.path == "/job/soon")
+            .count(),
+        1,
+        "fired once"
+    );
 }
 
 #[tokio::test]
@@ -446,6 +461,13 @@ async fn a_message_retried_past_max_redeliveries_goes_to_the_dead_letter_topic()
     assert_eq!(dlq[0]["id"], "stuck");
     // The partition moved on: the next message was delivered after the stuck one gave up.
     let delivered = app.wait_on("/orders", 5, WAIT).await;
-    let ids: Vec<&str> = delivered.iter().map(|d| d.body["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["stuck", "stuck", "stuck", "stuck", "next"], "1 delivery + 3 redeliveries");
+    let ids: Vec<&str> = delivered
+        .iter()
+        .map(|d| d.body["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["stuck", "stuck", "stuck", "stuck", "next"],
+        "1 delivery + 3 redeliveries"
+    );
 }

@@ -130,7 +130,10 @@ async fn subscribe(State(app): State<Arc<App>>) -> Json<Value> {
 /// A job fired (daprd's Jobs API, or the embedded sidecar's): `retry-<user>` re-drives that
 /// user's parked retries (pipeline/parking.rs). 200 when done; 500 makes the scheduler fire
 /// it again (the sidecar failed meanwhile).
-async fn job(State(app): State<Arc<App>>, axum::extract::Path(name): axum::extract::Path<String>) -> Response {
+async fn job(
+    State(app): State<Arc<App>>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Response {
     match app.pipeline.resume(&name).await {
         Ok(()) => StatusCode::OK.into_response(),
         Err(why) => {

@@ -171,7 +171,9 @@ impl DaprClient {
         let path = format!("/v1.0/state/{}/{}", segment(store), segment(key));
         let mut req = self.request(reqwest::Method::DELETE, &path);
         if let Some(etag) = etag {
-            req = req.header("if-match", etag).query(&[("concurrency", "first-write")]);
+            req = req
+                .header("if-match", etag)
+                .query(&[("concurrency", "first-write")]);
         }
         let resp = req.send().await.map_err(transport)?;
         match resp.status() {
@@ -192,7 +194,8 @@ impl DaprClient {
         due_in: Duration,
         data: Bytes,
     ) -> Result<(), SidecarError> {
-        let data: serde_json::Value = serde_json::from_slice(&data).unwrap_or(serde_json::Value::Null);
+        let data: serde_json::Value =
+            serde_json::from_slice(&data).unwrap_or(serde_json::Value::Null);
         let body = json!({
             "dueTime": format!("{}ms", due_in.as_millis().max(1)),
             "data": data,
@@ -283,7 +286,14 @@ impl crate::sidecar::SidecarApi for DaprClient {
         concurrency: Concurrency,
         ttl: Option<Duration>,
     ) -> crate::sidecar::BoxFuture<'a, Result<(), SidecarError>> {
-        Box::pin(DaprClient::save_state(self, store, key, value, concurrency, ttl))
+        Box::pin(DaprClient::save_state(
+            self,
+            store,
+            key,
+            value,
+            concurrency,
+            ttl,
+        ))
     }
 
     fn delete_state<'a>(
@@ -304,7 +314,10 @@ impl crate::sidecar::SidecarApi for DaprClient {
         Box::pin(DaprClient::schedule_job(self, name, due_in, data))
     }
 
-    fn delete_job<'a>(&'a self, name: &'a str) -> crate::sidecar::BoxFuture<'a, Result<(), SidecarError>> {
+    fn delete_job<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> crate::sidecar::BoxFuture<'a, Result<(), SidecarError>> {
         Box::pin(DaprClient::delete_job(self, name))
     }
 }
@@ -315,5 +328,4 @@ mod tests {
     fn segments_are_percent_encoded() {
         assert_eq!(super::segment("processed-a/b c"), "processed-a%2Fb%20c");
     }
-
 }

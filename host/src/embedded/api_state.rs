@@ -245,4 +245,3 @@ fn ttl_of(item: &Value) -> Option<u64> {
     };
     u64::try_from(secs).ok().filter(|s| *s > 0)
 }
-

@@ -12,7 +12,6 @@
 //! second, three times, daprd's default failure policy; then the job is dropped with an error
 //! log (a repeating job goes on to its next tick).
 
-
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -49,7 +48,10 @@ pub(super) struct Job {
 
 pub(super) fn routes() -> Router<Embedded> {
     Router::new()
-        .route("/v1.0/jobs/{name}", post(schedule).get(get_job).delete(delete_job))
+        .route(
+            "/v1.0/jobs/{name}",
+            post(schedule).get(get_job).delete(delete_job),
+        )
         .route(
             "/v1.0-alpha1/jobs/{name}",
             post(schedule).get(get_job).delete(delete_job),
@@ -61,7 +63,11 @@ fn bad(message: String) -> ApiError {
 }
 
 /// Reads a schedule request into a job due after `now`.
-pub(super) fn parse_request(name: &str, body: &[u8], now: DateTime<Utc>) -> Result<(Job, bool), ApiError> {
+pub(super) fn parse_request(
+    name: &str,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<(Job, bool), ApiError> {
     if name.trim().is_empty() {
         return Err(bad("the job name is empty".into()));
     }
@@ -77,7 +83,10 @@ pub(super) fn parse_request(name: &str, body: &[u8], now: DateTime<Utc>) -> Resu
             )));
         }
     }
-    if field(&req, "name").and_then(Value::as_str).is_some_and(|n| !n.is_empty()) {
+    if field(&req, "name")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty())
+    {
         return Err(bad("give the job's name in the URL, not in the body".into()));
     }
     let text = |k: &str| field(&req, k).and_then(Value::as_str).map(str::to_string);
@@ -123,8 +132,13 @@ pub(super) fn parse_request(name: &str, body: &[u8], now: DateTime<Utc>) -> Resu
         ),
     };
     let remaining = if every.is_none() { Some(1) } else { remaining };
-    let data = field(&req, "data").cloned().unwrap_or(Value::Null).to_string();
-    let overwrite = field(&req, "overwrite").and_then(Value::as_bool).unwrap_or(false);
+    let data = field(&req, "data")
+        .cloned()
+        .unwrap_or(Value::Null)
+        .to_string();
+    let overwrite = field(&req, "overwrite")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let job = Job {
         name: name.to_string(),
         data,
@@ -189,7 +203,11 @@ impl Store {
     }
 
     /// Jobs due at `now_ms`, earliest first, at most `limit`; and the next due time after them.
-    pub(super) fn due_jobs(&self, now_ms: i64, limit: usize) -> Result<(Vec<Job>, Option<i64>), StoreError> {
+    pub(super) fn due_jobs(
+        &self,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<(Vec<Job>, Option<i64>), StoreError> {
         let tx = self.db.begin_read()?;
         let jobs = tx.open_table(JOBS)?;
         let due = tx.open_table(JOBS_DUE)?;

@@ -42,8 +42,6 @@
 mod api;
 mod api_metadata;
 mod api_state;
-mod retention;
-mod scheduler;
 mod app_channel;
 mod bulk;
 mod deliver;
@@ -52,6 +50,8 @@ pub(crate) mod envelope;
 mod error;
 mod go_decode;
 mod jobs;
+mod retention;
+mod scheduler;
 mod state;
 mod store;
 mod subscribe;
@@ -76,8 +76,8 @@ use error::{ApiError, StoreError};
 use state::{SaveOp, StateOp};
 use store::{Record, Store};
 use subscribe::Subscription;
-pub use tail::tail;
 pub(crate) use tail::encode_path;
+pub use tail::tail;
 
 /// How the embedded sidecar is set up. [`EmbeddedConfig::new`] gives the defaults.
 #[derive(Debug, Clone)]
@@ -533,7 +533,14 @@ impl crate::sidecar::SidecarApi for Embedded {
         concurrency: Concurrency,
         ttl: Option<Duration>,
     ) -> crate::sidecar::BoxFuture<'a, Result<(), SidecarError>> {
-        Box::pin(Embedded::save_state(self, store, key, value, concurrency, ttl))
+        Box::pin(Embedded::save_state(
+            self,
+            store,
+            key,
+            value,
+            concurrency,
+            ttl,
+        ))
     }
 
     fn delete_state<'a>(
@@ -554,7 +561,10 @@ impl crate::sidecar::SidecarApi for Embedded {
         Box::pin(Embedded::schedule_job(self, name, due_in, data))
     }
 
-    fn delete_job<'a>(&'a self, name: &'a str) -> crate::sidecar::BoxFuture<'a, Result<(), SidecarError>> {
+    fn delete_job<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> crate::sidecar::BoxFuture<'a, Result<(), SidecarError>> {
         Box::pin(Embedded::delete_job(self, name))
     }
 }

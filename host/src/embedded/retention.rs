@@ -135,7 +135,8 @@ impl Embedded {
             }
             let retention = self.config().retention;
             let now = super::state::now_ms();
-            let cutoff = now.saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
+            let cutoff =
+                now.saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
             match self.blocking(move |s| s.sweep(now, cutoff)).await {
                 Ok(swept) if swept != Swept::default() => tracing::info!(
                     expired_state_keys = swept.state_keys,
@@ -168,15 +169,24 @@ mod tests {
     fn expired_keys_read_as_absent_and_are_swept() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path(), 1).unwrap();
-        let save = |key: &str, ttl: Option<u64>| StateOp::Upsert(SaveOp {
-            key: key.into(),
-            value: b"v".to_vec(),
-            etag: None,
-            first_write: true,
-            ttl_secs: ttl,
-        });
-        s.state_apply("st", &[save("short", Some(0)), save("long", Some(3600)), save("forever", None)])
-            .unwrap();
+        let save = |key: &str, ttl: Option<u64>| {
+            StateOp::Upsert(SaveOp {
+                key: key.into(),
+                value: b"v".to_vec(),
+                etag: None,
+                first_write: true,
+                ttl_secs: ttl,
+            })
+        };
+        s.state_apply(
+            "st",
+            &[
+                save("short", Some(0)),
+                save("long", Some(3600)),
+                save("forever", None),
+            ],
+        )
+        .unwrap();
         assert_eq!(s.state_get("st", "short").unwrap(), None, "expired at once");
         assert!(s.state_get("st", "long").unwrap().is_some());
         // A first-write over an expired key succeeds.
@@ -186,13 +196,16 @@ mod tests {
         assert!(s.state_get("st", "long").unwrap().is_some());
         assert!(s.state_get("st", "forever").unwrap().is_some());
         // A later save without a TTL makes a key permanent again.
-        s.state_apply("st", &[StateOp::Upsert(SaveOp {
-            key: "long".into(),
-            value: b"w".to_vec(),
-            etag: None,
-            first_write: false,
-            ttl_secs: None,
-        })])
+        s.state_apply(
+            "st",
+            &[StateOp::Upsert(SaveOp {
+                key: "long".into(),
+                value: b"w".to_vec(),
+                etag: None,
+                first_write: false,
+                ttl_secs: None,
+            })],
+        )
         .unwrap();
         assert_eq!(s.sweep(i64::MAX, 0).unwrap().state_keys, 0);
     }
@@ -201,9 +214,13 @@ mod tests {
     fn old_records_go_once_every_group_is_past_them() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path(), 2).unwrap();
-        s.append_many("read", &[record(0, 10), record(1, 10), record(0, 10), record(0, 500)])
+        s.append_many(
+            "read",
+            &[record(0, 10), record(1, 10), record(0, 10), record(0, 500)],
+        )
+        .unwrap();
+        s.append_many("unread", &[record(0, 10), record(0, 500)])
             .unwrap();
-        s.append_many("unread", &[record(0, 10), record(0, 500)]).unwrap();
         // One group: partition 0 committed up to offset 2 (exclusive), partition 1 not at all.
         s.commit("group", "read", 0, 2).unwrap();
         s.commit("group", "read", 1, 0).unwrap();
@@ -211,10 +228,24 @@ mod tests {
         // read: offset 0 (p0, consumed) goes; offset 1 (p1, unconsumed) and 2 (p0 at the
         // position) stay; 3 is young. unread: offset 0 goes by age alone.
         assert_eq!(swept.records, 2);
-        let left: Vec<u64> = s.read_topic("read", 0, 10).unwrap().iter().map(|(o, _)| *o).collect();
+        let left: Vec<u64> = s
+            .read_topic("read", 0, 10)
+            .unwrap()
+            .iter()
+            .map(|(o, _)| *o)
+            .collect();
         assert_eq!(left, [1, 2, 3]);
-        let left: Vec<u64> = s.read_topic("unread", 0, 10).unwrap().iter().map(|(o, _)| *o).collect();
+        let left: Vec<u64> = s
+            .read_topic("unread", 0, 10)
+            .unwrap()
+            .iter()
+            .map(|(o, _)| *o)
+            .collect();
         assert_eq!(left, [1]);
-        assert_eq!(s.read_partition("read", 0, 0, 10).unwrap().len(), 2, "the index follows");
+        assert_eq!(
+            s.read_partition("read", 0, 0, 10).unwrap().len(),
+            2,
+            "the index follows"
+        );
     }
 }

@@ -145,9 +145,15 @@ mod tests {
     fn one_shots_end_and_schedules_move_on() {
         assert_eq!(next_tick(&job(None, Some(1)), 1_000), None);
         let next = next_tick(&job(Some(500), Some(3)), 1_000).unwrap();
-        assert_eq!((next.due_at_ms, next.remaining, next.failures), (1_500, Some(2), 0));
+        assert_eq!(
+            (next.due_at_ms, next.remaining, next.failures),
+            (1_500, Some(2), 0)
+        );
         assert_eq!(next_tick(&job(Some(500), Some(1)), 1_000), None);
         let late = next_tick(&job(Some(500), None), 9_000).unwrap();
-        assert_eq!(late.due_at_ms, 9_500, "a missed tick is not fired in a burst");
+        assert_eq!(
+            late.due_at_ms, 9_500,
+            "a missed tick is not fired in a burst"
+        );
     }
 }

@@ -157,7 +157,9 @@ impl Store {
             let now = now_ms();
             for op in ops {
                 let key = op.key();
-                let expired = expiry.get((store, key))?.is_some_and(|at| at.value() <= now);
+                let expired = expiry
+                    .get((store, key))?
+                    .is_some_and(|at| at.value() <= now);
                 let current = match expired {
                     true => None,
                     false => t.get((store, key))?.map(|v| split(v.value()).0),
@@ -177,7 +179,8 @@ impl Store {
                         t.insert((store, key), join(next, &op.value).as_slice())?;
                         match op.ttl_secs {
                             Some(secs) => {
-                                let ms = i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+                                let ms =
+                                    i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX);
                                 expiry.insert((store, key), now.saturating_add(ms))?;
                             }
                             None => {

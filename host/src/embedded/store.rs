@@ -24,9 +24,11 @@ use serde::{Deserialize, Serialize};
 use super::error::{EmbeddedError, StoreError};
 
 pub(super) const LOG: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("topic_log");
-pub(super) const PARTITION: TableDefinition<(&str, u32, u64), ()> = TableDefinition::new("topic_partition");
+pub(super) const PARTITION: TableDefinition<(&str, u32, u64), ()> =
+    TableDefinition::new("topic_partition");
 pub(super) const NEXT: TableDefinition<&str, u64> = TableDefinition::new("topic_next");
-pub(super) const POSITIONS: TableDefinition<(&str, &str, u32), u64> = TableDefinition::new("consumer_next");
+pub(super) const POSITIONS: TableDefinition<(&str, &str, u32), u64> =
+    TableDefinition::new("consumer_next");
 pub(super) const STATE: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("state");
 /// When a state key expires, in ms since the epoch (keys without a TTL are absent here).
 pub(super) const STATE_EXPIRY: TableDefinition<(&str, &str), i64> =

@@ -317,9 +317,15 @@ async fn survives_reopen() {
         metadata: vec![("partitionKey".into(), "u".into())],
     };
     e.publish(req.clone()).await.unwrap();
-    e.save_state("statestore", "k", "\"v\"".into(), Concurrency::FirstWrite, None)
-        .await
-        .unwrap();
+    e.save_state(
+        "statestore",
+        "k",
+        "\"v\"".into(),
+        Concurrency::FirstWrite,
+        None,
+    )
+    .await
+    .unwrap();
     let err = e
         .publish(PublishRequest {
             pubsub: "x".into(),

@@ -10,15 +10,31 @@ fn now() -> DateTime<Utc> {
 
 #[test]
 fn due_times_schedules_and_refusals() {
-    let (job, overwrite) = parse_request("a", br#"{"dueTime":"1m30s","data":{"x":1}}"#, now()).unwrap();
-    assert_eq!(job.due_at_ms, now().timestamp_millis() + 90_000);
-    assert_eq!((job.every_ms, job.remaining, overwrite), (None, Some(1), false));
-    assert_eq!(job.data, r#"{"x":1}"#);
-    let (job, _) = parse_request("a", br#"{"DueTime":"2026-03-01T11:00:00+01:00"}"#, now()).unwrap();
-    assert_eq!(job.due_at_ms, now().timestamp_millis(), "RFC 3339, any field-name case");
     let (job, overwrite) =
-        parse_request("a", br#"{"schedule":"@every 10s","repeats":3,"overwrite":true}"#, now()).unwrap();
-    assert_eq!((job.every_ms, job.remaining, overwrite), (Some(10_000), Some(3), true));
+        parse_request("a", br#"{"dueTime":"1m30s","data":{"x":1}}"#, now()).unwrap();
+    assert_eq!(job.due_at_ms, now().timestamp_millis() + 90_000);
+    assert_eq!(
+        (job.every_ms, job.remaining, overwrite),
+        (None, Some(1), false)
+    );
+    assert_eq!(job.data, r#"{"x":1}"#);
+    let (job, _) =
+        parse_request("a", br#"{"DueTime":"2026-03-01T11:00:00+01:00"}"#, now()).unwrap();
+    assert_eq!(
+        job.due_at_ms,
+        now().timestamp_millis(),
+        "RFC 3339, any field-name case"
+    );
+    let (job, overwrite) = parse_request(
+        "a",
+        br#"{"schedule":"@every 10s","repeats":3,"overwrite":true}"#,
+        now(),
+    )
+    .unwrap();
+    assert_eq!(
+        (job.every_ms, job.remaining, overwrite),
+        (Some(10_000), Some(3), true)
+    );
     assert_eq!(job.due_at_ms, now().timestamp_millis() + 10_000);
     for (body, words) in [
         (&br#"{}"#[..], "dueTime or schedule"),
@@ -30,7 +46,12 @@ fn due_times_schedules_and_refusals() {
         (br#"[1]"#, "JSON object"),
     ] {
         let err = parse_request("a", body, now()).unwrap_err();
-        assert!(err.message.contains(words), "{}: {}", String::from_utf8_lossy(body), err.message);
+        assert!(
+            err.message.contains(words),
+            "{}: {}",
+            String::from_utf8_lossy(body),
+            err.message
+        );
         assert_eq!(err.status, StatusCode::BAD_REQUEST);
     }
     assert!(parse_request(" ", br#"{"dueTime":"1s"}"#, now()).is_err());
@@ -44,7 +65,10 @@ fn jobs_are_stored_found_due_and_settled() {
     let (b, _) = parse_request("b", br#"{"dueTime":"1h"}"#, now()).unwrap();
     assert!(s.put_job(&a, false).unwrap());
     assert!(s.put_job(&b, false).unwrap());
-    assert!(!s.put_job(&a, false).unwrap(), "a taken name needs overwrite");
+    assert!(
+        !s.put_job(&a, false).unwrap(),
+        "a taken name needs overwrite"
+    );
     let t = now().timestamp_millis();
     let (due, next) = s.due_jobs(t + 2_000, 10).unwrap();
     assert_eq!(due, std::slice::from_ref(&a));

@@ -50,9 +50,14 @@ impl Pipeline {
         let summary = Summary {
             id: id.clone(),
             topic: topic.to_string(),
-            from_topic: data["original"]["topic"].as_str().unwrap_or_default().to_string(),
+            from_topic: data["original"]["topic"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
             reason: data["reason"].as_str().unwrap_or_default().to_string(),
-            user: data["original"]["data"]["user_id"].as_str().map(str::to_string),
+            user: data["original"]["data"]["user_id"]
+                .as_str()
+                .map(str::to_string),
             at: chrono::Utc::now().to_rfc3339(),
         };
         let stored = serde_json::json!({"topic": topic, "record": record, "replays": []});
@@ -61,15 +66,27 @@ impl Pipeline {
         let value = Bytes::from(stored.to_string());
         let saved = self
             .with_retries("logging a dead letter", || {
-                self.sidecar.save_state(store, &key, value.clone(), Concurrency::LastWrite, Some(self.record_ttl))
+                self.sidecar.save_state(
+                    store,
+                    &key,
+                    value.clone(),
+                    Concurrency::LastWrite,
+                    Some(self.record_ttl),
+                )
             })
             .await;
         if let Err(e) = saved {
-            tracing::warn!(id, "the dead letter is published but not in the dead-letter log: {e}");
+            tracing::warn!(
+                id,
+                "the dead letter is published but not in the dead-letter log: {e}"
+            );
             return;
         }
         if let Err(e) = self.index_dead_letter(summary).await {
-            tracing::warn!(id, "the dead letter is published but not in the dead-letter index: {e}");
+            tracing::warn!(
+                id,
+                "the dead letter is published but not in the dead-letter index: {e}"
+            );
         }
     }
 
@@ -90,12 +107,18 @@ impl Pipeline {
                 index.drain(..index.len() - MAX_INDEXED);
             }
             let value = Bytes::from(serde_json::to_vec(&index).expect("an index serializes"));
-            match self.sidecar.save_state(store, INDEX_KEY, value, concurrency, Some(self.record_ttl)).await {
+            match self
+                .sidecar
+                .save_state(store, INDEX_KEY, value, concurrency, Some(self.record_ttl))
+                .await
+            {
                 Ok(()) => return Ok(()),
                 Err(SidecarError::Conflict(_)) => continue,
                 Err(e) => return Err(e),
             }
         }
-        Err(SidecarError::Unavailable("the index kept changing under us".into()))
+        Err(SidecarError::Unavailable(
+            "the index kept changing under us".into(),
+        ))
     }
 }

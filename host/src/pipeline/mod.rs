@@ -157,10 +157,20 @@ impl Pipeline {
                     let status = match refused {
                         Some(problem) => {
                             let reason = DeadLetterReason::EffectRefused;
-                            self.dead_letter(sub, incoming, &generation, reason, vec![problem], attempt)
+                            self.dead_letter(
+                                sub,
+                                incoming,
+                                &generation,
+                                reason,
+                                vec![problem],
+                                attempt,
+                            )
+                            .await
+                        }
+                        None => {
+                            self.finish(sub, incoming, &generation, handled, attempt)
                                 .await
                         }
-                        None => self.finish(sub, incoming, &generation, handled, attempt).await,
                     };
                     return Step::Finished(status);
                 }

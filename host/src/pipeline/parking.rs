@@ -61,7 +61,13 @@ struct Queue {
 }
 
 impl Parked {
-    fn new(sub: &Subscription, incoming: &Incoming, attempt: u32, reasons: Vec<String>, delay: Duration) -> Parked {
+    fn new(
+        sub: &Subscription,
+        incoming: &Incoming,
+        attempt: u32,
+        reasons: Vec<String>,
+        delay: Duration,
+    ) -> Parked {
         Parked {
             pubsub: sub.pubsub.clone(),
             topic: sub.topic.clone(),
@@ -107,7 +113,14 @@ fn due_at(delay: Duration) -> i64 {
 /// The state key of a user's queue and the name of its job.
 fn names(user: Option<&str>) -> (String, String) {
     let suffix = match user {
-        Some(u) if !u.is_empty() && u.len() <= 100 && u.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) => u.to_string(),
+        Some(u)
+            if !u.is_empty()
+                && u.len() <= 100
+                && u.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) =>
+        {
+            u.to_string()
+        }
         Some(u) => format!("sha256-{}", hex::encode(Sha256::digest(u.as_bytes()))),
         None => "no-user".to_string(),
     };
@@ -124,28 +137,63 @@ fn bytes(queue: &Queue) -> Bytes {
 
 impl Pipeline {
     /// If `incoming`'s user has parked events, joins their queue and answers; `None`: go on.
-    pub(super) async fn wait_behind(&self, sub: &Subscription, incoming: &Incoming, routing: &Routing) -> Option<Status> {
+    pub(super) async fn wait_behind(
+        &self,
+        sub: &Subscription,
+        incoming: &Incoming,
+        routing: &Routing,
+    ) -> Option<Status> {
         let (key, job) = names(routing.user_id.as_deref());
         let store = self.state_store.as_str();
         for _ in 0..MAX_RACES {
-            let entry = match self.with_retries("reading the user's retry queue", || self.sidecar.get_state(store, &key)).await {
+            let entry = match self
+                .with_retries("reading the user's retry queue", || {
+                    self.sidecar.get_state(store, &key)
+                })
+                .await
+            {
                 Ok(Some(entry)) => entry,
                 Ok(None) => return None,
                 Err(e) => return Some(self.sidecar_failed("reading the user's retry queue", e)),
             };
             let mut queue = read(&entry);
             let head = queue.events.first().cloned()?;
-            if queue.events.iter().any(|p| p.id == incoming.id && !incoming.id.is_empty()) {
+            if queue
+                .events
+                .iter()
+                .any(|p| p.id == incoming.id && !incoming.id.is_empty())
+            {
                 // A redelivery of an event already queued: make sure the job is armed.
-                let wait = Duration::from_millis(u64::try_from(head.due_at_ms - chrono::Utc::now().timestamp_millis()).unwrap_or(0));
-                return Some(match self.sidecar.schedule_job(&job, wait, Bytes::from_static(b"{}")).await {
-                    Ok(()) => Status::Success,
-                    Err(e) => self.sidecar_failed("arming the retry job", e),
-                });
+                let wait = Duration::from_millis(
+                    u64::try_from(head.due_at_ms - chrono::Utc::now().timestamp_millis())
+                        .unwrap_or(0),
+                );
+                return Some(
+                    match self
+                        .sidecar
+                        .schedule_job(&job, wait, Bytes::from_static(b"{}"))
+                        .await
+                    {
+                        Ok(()) => Status::Success,
+                        Err(e) => self.sidecar_failed("arming the retry job", e),
+                    },
+                );
             }
-            queue.events.push(Parked::new(sub, incoming, 1, Vec::new(), Duration::ZERO));
+            queue
+                .events
+                .push(Parked::new(sub, incoming, 1, Vec::new(), Duration::ZERO));
             let etag = entry.etag.clone().unwrap_or_default();
-            match self.sidecar.save_state(store, &key, bytes(&queue), Concurrency::IfMatch(etag), Some(self.record_ttl)).await {
+            match self
+                .sidecar
+                .save_state(
+                    store,
+                    &key,
+                    bytes(&queue),
+                    Concurrency::IfMatch(etag),
+                    Some(self.record_ttl),
+                )
+                .await
+            {
                 Ok(()) => {
                     tracing::info!(queue = %key, waiting = queue.events.len(), "an earlier event of this user waits for a retry; this one waits behind it");
                     return Some(Status::Success);
@@ -154,33 +202,67 @@ impl Pipeline {
                 Err(e) => return Some(self.sidecar_failed("joining the user's retry queue", e)),
             }
         }
-        Some(self.sidecar_failed("joining the user's retry queue", SidecarError::Unavailable("too many concurrent changes".into())))
+        Some(self.sidecar_failed(
+            "joining the user's retry queue",
+            SidecarError::Unavailable("too many concurrent changes".into()),
+        ))
     }
 
     /// Parks `incoming` (its next attempt is `attempt`) for `delay` and answers.
-    pub(super) async fn park(&self, sub: &Subscription, incoming: &Incoming, routing: &Routing, attempt: u32, reasons: Vec<String>, delay: Duration) -> Status {
+    pub(super) async fn park(
+        &self,
+        sub: &Subscription,
+        incoming: &Incoming,
+        routing: &Routing,
+        attempt: u32,
+        reasons: Vec<String>,
+        delay: Duration,
+    ) -> Status {
         let (key, job) = names(routing.user_id.as_deref());
         let store = self.state_store.as_str();
         let parked = Parked::new(sub, incoming, attempt, reasons, delay);
         for _ in 0..MAX_RACES {
-            let existing = match self.with_retries("reading the user's retry queue", || self.sidecar.get_state(store, &key)).await {
+            let existing = match self
+                .with_retries("reading the user's retry queue", || {
+                    self.sidecar.get_state(store, &key)
+                })
+                .await
+            {
                 Ok(found) => found,
                 Err(e) => return self.sidecar_failed("reading the user's retry queue", e),
             };
             let (mut queue, concurrency) = match &existing {
-                Some(entry) => (read(entry), Concurrency::IfMatch(entry.etag.clone().unwrap_or_default())),
+                Some(entry) => (
+                    read(entry),
+                    Concurrency::IfMatch(entry.etag.clone().unwrap_or_default()),
+                ),
                 None => (Queue::default(), Concurrency::FirstWrite),
             };
             let head = queue.events.is_empty();
-            queue.events.retain(|p| p.id != parked.id || parked.id.is_empty());
+            queue
+                .events
+                .retain(|p| p.id != parked.id || parked.id.is_empty());
             queue.events.push(parked.clone());
-            match self.sidecar.save_state(store, &key, bytes(&queue), concurrency, Some(self.record_ttl)).await {
+            match self
+                .sidecar
+                .save_state(
+                    store,
+                    &key,
+                    bytes(&queue),
+                    concurrency,
+                    Some(self.record_ttl),
+                )
+                .await
+            {
                 Ok(()) => {}
                 Err(SidecarError::Conflict(_)) => continue,
                 Err(e) => return self.sidecar_failed("parking a retry", e),
             }
             if head
-                && let Err(e) = self.sidecar.schedule_job(&job, delay, Bytes::from_static(b"{}")).await
+                && let Err(e) = self
+                    .sidecar
+                    .schedule_job(&job, delay, Bytes::from_static(b"{}"))
+                    .await
             {
                 // Redelivered, the event finds itself queued and arms the job again.
                 return self.sidecar_failed("scheduling a parked retry", e);
@@ -188,7 +270,10 @@ impl Pipeline {
             tracing::info!(queue = %key, attempt, delay_ms = delay.as_millis() as u64, "retry parked; the delivery is acknowledged");
             return Status::Success;
         }
-        self.sidecar_failed("parking a retry", SidecarError::Unavailable("too many concurrent changes".into()))
+        self.sidecar_failed(
+            "parking a retry",
+            SidecarError::Unavailable("too many concurrent changes".into()),
+        )
     }
 
     /// A job `retry-<user>` fired: runs the user's queue as far as it goes. `Err`: the sidecar
@@ -200,11 +285,20 @@ impl Pipeline {
         };
         let key = format!("waiting-{suffix}");
         let store = self.state_store.as_str();
-        if let Err(e) = self.sidecar.schedule_job(job, WATCHDOG, Bytes::from_static(b"{}")).await {
+        if let Err(e) = self
+            .sidecar
+            .schedule_job(job, WATCHDOG, Bytes::from_static(b"{}"))
+            .await
+        {
             return Err(format!("re-arming {job}: {e}"));
         }
         for _ in 0..10_000 {
-            let entry = match self.with_retries("reading a retry queue", || self.sidecar.get_state(store, &key)).await {
+            let entry = match self
+                .with_retries("reading a retry queue", || {
+                    self.sidecar.get_state(store, &key)
+                })
+                .await
+            {
                 Ok(Some(entry)) => entry,
                 Ok(None) => {
                     let _ = self.sidecar.delete_job(job).await;
@@ -215,23 +309,55 @@ impl Pipeline {
             let queue = read(&entry);
             let Some(head) = queue.events.first().cloned() else {
                 let etag = entry.etag.clone();
-                self.sidecar.delete_state(store, &key, etag).await.map_err(|e| e.to_string())?;
+                self.sidecar
+                    .delete_state(store, &key, etag)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let _ = self.sidecar.delete_job(job).await;
                 return Ok(());
             };
             let (sub, incoming) = (head.subscription(), head.incoming());
             let routing = Routing::read(&incoming.data);
             tracing::info!(queue = %key, event = %incoming.id, attempt = head.attempt, "running a parked event");
-            let step = self.attempts(&sub, &incoming, &routing, head.attempt, head.reasons.clone()).await;
+            let step = self
+                .attempts(
+                    &sub,
+                    &incoming,
+                    &routing,
+                    head.attempt,
+                    head.reasons.clone(),
+                )
+                .await;
             let next_head = match step {
-                Step::Finished(Status::Retry) => return Err(format!("{} answered RETRY (the sidecar failed)", incoming.id)),
+                Step::Finished(Status::Retry) => {
+                    return Err(format!(
+                        "{} answered RETRY (the sidecar failed)",
+                        incoming.id
+                    ));
+                }
                 Step::Finished(_) => None,
-                Step::Park { attempt, reasons, delay } => Some((Parked { attempt, reasons, due_at_ms: due_at(delay), ..head.clone() }, delay)),
+                Step::Park {
+                    attempt,
+                    reasons,
+                    delay,
+                } => Some((
+                    Parked {
+                        attempt,
+                        reasons,
+                        due_at_ms: due_at(delay),
+                        ..head.clone()
+                    },
+                    delay,
+                )),
             };
             let delay = next_head.as_ref().map(|(_, d)| *d);
-            self.settle_head(&key, &head, next_head.map(|(p, _)| p)).await?;
+            self.settle_head(&key, &head, next_head.map(|(p, _)| p))
+                .await?;
             if let Some(delay) = delay {
-                self.sidecar.schedule_job(job, delay, Bytes::from_static(b"{}")).await.map_err(|e| e.to_string())?;
+                self.sidecar
+                    .schedule_job(job, delay, Bytes::from_static(b"{}"))
+                    .await
+                    .map_err(|e| e.to_string())?;
                 return Ok(());
             }
         }
@@ -239,10 +365,22 @@ impl Pipeline {
     }
 
     /// Replaces the queue's head `done` (if it is still the head) with `next`, or pops it.
-    async fn settle_head(&self, key: &str, done: &Parked, next: Option<Parked>) -> Result<(), String> {
+    async fn settle_head(
+        &self,
+        key: &str,
+        done: &Parked,
+        next: Option<Parked>,
+    ) -> Result<(), String> {
         let store = self.state_store.as_str();
         for _ in 0..MAX_RACES {
-            let Some(entry) = self.sidecar.get_state(store, key).await.map_err(|e| e.to_string())? else { return Ok(()) };
+            let Some(entry) = self
+                .sidecar
+                .get_state(store, key)
+                .await
+                .map_err(|e| e.to_string())?
+            else {
+                return Ok(());
+            };
             let mut queue = read(&entry);
             if queue.events.first() != Some(done) {
                 return Ok(()); // another firing settled it
@@ -257,7 +395,15 @@ impl Pipeline {
             let saved = if queue.events.is_empty() {
                 self.sidecar.delete_state(store, key, Some(etag)).await
             } else {
-                self.sidecar.save_state(store, key, bytes(&queue), Concurrency::IfMatch(etag), Some(self.record_ttl)).await
+                self.sidecar
+                    .save_state(
+                        store,
+                        key,
+                        bytes(&queue),
+                        Concurrency::IfMatch(etag),
+                        Some(self.record_ttl),
+                    )
+                    .await
             };
             match saved {
                 Ok(()) => return Ok(()),
@@ -275,7 +421,10 @@ mod tests {
 
     #[test]
     fn queue_and_job_names_are_safe_for_any_user() {
-        assert_eq!(names(Some("user-1")), ("waiting-user-1".into(), "retry-user-1".into()));
+        assert_eq!(
+            names(Some("user-1")),
+            ("waiting-user-1".into(), "retry-user-1".into())
+        );
         let (key, job) = names(Some("a||b/c"));
         assert!(key.starts_with("waiting-sha256-") && job.starts_with("retry-sha256-"));
         assert_eq!(names(None).0, "waiting-no-user");

@@ -319,7 +319,9 @@ fn check_route(route: &str) -> Result<(), &'static str> {
         return Err("must be a plain path: / followed by letters, digits, -, _, . or ~");
     }
     if RESERVED_ROUTES.contains(&route) || RESERVED_PREFIXES.iter().any(|p| route.starts_with(p)) {
-        return Err("is a path the host serves itself (/healthz, /metrics, /dapr/, /admin, /v1.0, /job/)");
+        return Err(
+            "is a path the host serves itself (/healthz, /metrics, /dapr/, /admin, /v1.0, /job/)",
+        );
     }
     Ok(())
 }

@@ -255,7 +255,6 @@ fn describe(delivery: &Delivery) -> String {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,8 +27,8 @@ use anyhow::{Context, anyhow};
 use clap::Args;
 
 use crate::config::LimitArgs;
-use crate::plugin::offline;
 use crate::plugin::bindings::{Delivery, Outcome, Subscription};
+use crate::plugin::offline;
 use crate::plugin::{CallError, Plugin, Runtime};
 use diff::{Change, Kind, Observation};
 use input::{DeliveryArgs, Input};

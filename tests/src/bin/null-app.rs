@@ -2,7 +2,8 @@
 //! sidecar) that makes the host's sidecar calls for each delivery but runs no plugin.
 //!
 //! Per delivery, like the host's pipeline (host/src/pipeline/outcome.rs) for an event whose
-//! outcome has a dedupe key: parse the CloudEvent, read the outcome record (`GET state`), save
+//! outcome has a dedupe key: parse the CloudEvent, read the user's retry queue (`GET state`,
+//! pipeline/parking.rs), read the outcome record (`GET state`), save
 //! a pending record first-write (`POST state`), publish each emit (`POST publish`), mark the
 //! record done (`POST state`), answer `{"status":"SUCCESS"}`. The emits are canned CloudEvents
 //! of the size the task plugin produces; how many per event type is set on the command line so
@@ -65,7 +66,7 @@ fn main() {
             .expect("binding the app port");
         tokio::select! {
             r = axum::serve(listener, router) => r.expect("serving"),
-            _ = tokio::time::sleep(Duration::from_secs(seconds as u64)) => {}
+            _ = tokio::time::sleep(Duration::from_secs(seconds)) => {}
         }
     });
 }
@@ -97,6 +98,13 @@ async fn handle(app: &App, body: &[u8]) -> Result<(), reqwest::Error> {
     let bodies: Vec<String> = (0..emits).map(|n| canned_emit(&id, n, &data)).collect();
 
     let url = |path: &str| format!("{}{path}", app.sidecar);
+    // The host first checks whether the user has parked (delayed) events to queue behind.
+    let user = data["user_id"].as_str().unwrap_or("none");
+    app.http
+        .get(url(&format!("/v1.0/state/statestore/waiting-{user}")))
+        .send()
+        .await?
+        .error_for_status()?;
     app.http
         .get(url(&format!("/v1.0/state/statestore/{key}")))
         .send()
