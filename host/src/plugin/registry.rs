@@ -68,8 +68,11 @@ impl Generation {
     pub async fn handle(self: &Arc<Self>, delivery: Delivery) -> Result<Outcome, CallError> {
         let permit = self.plugin.runtime().instance_permit().await;
         let generation = self.clone();
+        // The plugin's own log lines belong to the delivery that caused them.
+        let span = tracing::Span::current();
         let result = tokio::task::spawn_blocking(move || {
             let _permit = permit;
+            let _in_delivery = span.enter();
             generation.plugin.handle(&delivery)
         })
         .await
