@@ -1,5 +1,5 @@
 //! Task recurrence semantics on top of the RFC engine: anchor, missed occurrences, month
-//! overflow, end conditions (reference/recurrence-semantics.md §5).
+//! overflow, end conditions (README "Recurrence defaults").
 //!
 //! [`next_due`] answers "this occurrence was completed: when is the next one due?", with:
 //! * `Anchor::Schedule` + `Missed::Skip` (default): the first rule occurrence strictly after the

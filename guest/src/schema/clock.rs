@@ -1,6 +1,7 @@
 //! The wall clock a recurring task lives on, and how its values map onto it.
 //!
-//! A series is computed in local wall-clock time (recurrence-semantics.md §5.4). Which clock:
+//! A series is computed in local wall-clock time (README "Recurrence defaults",
+//! docs/recurrence.md). Which clock:
 //! - `tzid` given: that IANA zone ([`Clock::Named`]). Instants are converted into it; local and
 //!   date-only values are read as its wall-clock time.
 //! - no `tzid`, due date (or, without one, the completion time) is an instant: the fixed offset
