@@ -520,10 +520,14 @@ async fn a_long_plugin_retry_is_parked_with_the_jobs_api_and_fired_back() {
     assert_eq!(p.answers("/events/hostile"), ["SUCCESS"]);
     // The callback's answer is journalled once it is sent, after the publish it caused.
     p.app_proxy
-        .wait_journal(Duration::from_secs(30), "the job callback answered 200", |j| {
-            j.iter()
-                .any(|x| x.path.starts_with("/job/retry-k") && x.status() == Some(200))
-        })
+        .wait_journal(
+            Duration::from_secs(30),
+            "the job callback answered 200",
+            |j| {
+                j.iter()
+                    .any(|x| x.path.starts_with("/job/retry-k") && x.status() == Some(200))
+            },
+        )
         .await;
     let scheduled = p.sidecar_proxy.journal_for("/v1.0-alpha1/jobs/retry-k");
     assert!(!scheduled.is_empty(), "scheduled through daprd's Jobs API");
