@@ -16,6 +16,15 @@ async fn start(dir: &tempfile::TempDir) -> DaprMode {
     DaprMode::start(HOST, dir.path(), None, &[], &[]).await
 }
 
+/// The sidecar requires `dapr-secret` and sends `app-secret`; the host gets `host_env`.
+async fn start_with_tokens(dir: &tempfile::TempDir, host_env: &[(&str, &str)]) -> DaprMode {
+    let tokens = Tokens {
+        dapr: "dapr-secret",
+        app: "app-secret",
+    };
+    DaprMode::start(HOST, dir.path(), Some(tokens), &[], host_env).await
+}
+
 #[tokio::test]
 async fn subscriptions_deliveries_publish_and_idempotency_record() {
     let dir = tempfile::tempdir().unwrap();
@@ -237,15 +246,8 @@ async fn a_body_that_is_not_a_cloudevent_is_dropped_to_the_sidecars_dead_letter_
 #[tokio::test]
 async fn tokens_in_both_directions() {
     let dir = tempfile::tempdir().unwrap();
-    let tokens = Tokens {
-        dapr: "dapr-secret",
-        app: "app-secret",
-    };
-    let p = DaprMode::start(
-        HOST,
-        dir.path(),
-        Some(tokens),
-        &[],
+    let p = start_with_tokens(
+        &dir,
         &[
             ("DAPR_API_TOKEN", "dapr-secret"),
             ("APP_API_TOKEN", "app-secret"),
@@ -280,18 +282,8 @@ async fn tokens_in_both_directions() {
 #[tokio::test]
 async fn a_wrong_dapr_api_token_publishes_nothing_and_keeps_retrying() {
     let dir = tempfile::tempdir().unwrap();
-    let tokens = Tokens {
-        dapr: "dapr-secret",
-        app: "app-secret",
-    };
-    let p = DaprMode::start(
-        HOST,
-        dir.path(),
-        Some(tokens),
-        &[],
-        &[("DAPR_API_TOKEN", "wrong"), ("APP_API_TOKEN", "app-secret")],
-    )
-    .await;
+    let host_env = [("DAPR_API_TOKEN", "wrong"), ("APP_API_TOKEN", "app-secret")];
+    let p = start_with_tokens(&dir, &host_env).await;
     publish(&p.sidecar, &daily_completion(6)).await;
     p.wait_answers(TASK_ROUTE, "several RETRY answers", |a| {
         a.iter().filter(|s| *s == "RETRY").count() >= 3

@@ -36,21 +36,22 @@ const MAX_PLAIN_KEY: usize = 200;
 
 /// The state key of a dedupe key; `None` for an empty one (nothing to record).
 pub(super) fn state_key(dedupe_key: &str) -> Option<String> {
-    if dedupe_key.is_empty() {
-        return None;
-    }
-    let plain = dedupe_key.len() <= MAX_PLAIN_KEY
-        && dedupe_key
+    (!dedupe_key.is_empty()).then(|| format!("processed-{}", key_part(dedupe_key)))
+}
+
+/// `raw` as part of a state key or job name: itself when made of plain characters and short,
+/// else `sha256-<hex>`, so no outside value can make a key the store or the scheduler refuses.
+pub(super) fn key_part(raw: &str) -> String {
+    let plain = !raw.is_empty()
+        && raw.len() <= MAX_PLAIN_KEY
+        && raw
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.:@".contains(&b));
-    Some(if plain {
-        format!("processed-{dedupe_key}")
+    if plain {
+        raw.to_string()
     } else {
-        format!(
-            "processed-sha256-{}",
-            hex::encode(Sha256::digest(dedupe_key.as_bytes()))
-        )
-    })
+        format!("sha256-{}", hex::encode(Sha256::digest(raw.as_bytes())))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

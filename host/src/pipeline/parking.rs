@@ -22,7 +22,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::routing::Routing;
 use super::{Pipeline, Step};
@@ -112,18 +111,7 @@ fn due_at(delay: Duration) -> i64 {
 
 /// The state key of a user's queue and the name of its job.
 fn names(user: Option<&str>) -> (String, String) {
-    let suffix = match user {
-        Some(u)
-            if !u.is_empty()
-                && u.len() <= 100
-                && u.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) =>
-        {
-            u.to_string()
-        }
-        Some(u) => format!("sha256-{}", hex::encode(Sha256::digest(u.as_bytes()))),
-        None => "no-user".to_string(),
-    };
+    let suffix = user.map_or_else(|| "no-user".to_string(), super::outcome::key_part);
     (format!("waiting-{suffix}"), format!("retry-{suffix}"))
 }
 
