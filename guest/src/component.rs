@@ -5,12 +5,12 @@
 
 wit_bindgen::generate!({
     path: "../wit",
-    world: "declared-event-plugin",
+    world: "timed-event-plugin",
 });
 
 use crate::model;
 use crate::problem::Problem as DomainProblem;
-use exports::task_events::plugin::{effects, handler, recurrence, schema};
+use exports::task_events::plugin::{effects, handler, recurrence, schema, timers};
 use task_events::plugin::types as wit;
 
 struct TaskPlugin;
@@ -58,6 +58,26 @@ impl handler::Guest for TaskPlugin {
                 expected: outcome_to_wit(c.expected),
             })
             .collect()
+    }
+}
+
+impl timers::Guest for TaskPlugin {
+    fn handle(d: wit::Delivery) -> timers::TimedOutcome {
+        let (outcome, changes) = crate::plugin::handle_timed(&delivery_from_wit(d));
+        timers::TimedOutcome {
+            outcome: outcome_to_wit(outcome),
+            timers: changes
+                .into_iter()
+                .map(|c| match c {
+                    model::TimerChange::Set(t) => timers::TimerChange::Set(timers::Timer {
+                        name: t.name,
+                        at: t.at,
+                        emit: emit_to_wit(t.emit),
+                    }),
+                    model::TimerChange::Cancel(name) => timers::TimerChange::Cancel(name),
+                })
+                .collect(),
+        }
     }
 }
 
@@ -118,19 +138,20 @@ fn outcome_to_wit(o: model::Outcome) -> wit::Outcome {
     match o {
         model::Outcome::Done { dedupe_key, emits } => wit::Outcome::Done(wit::Handled {
             dedupe_key,
-            emits: emits
-                .into_iter()
-                .map(|e| wit::Emit {
-                    topic: e.topic,
-                    key: e.key,
-                    id: e.id,
-                    kind: e.kind,
-                    data: e.data,
-                })
-                .collect(),
+            emits: emits.into_iter().map(emit_to_wit).collect(),
         }),
         model::Outcome::Retry(p) => wit::Outcome::Retry(problem_to_wit(p)),
         model::Outcome::Reject(ps) => wit::Outcome::Reject(problems_to_wit(ps)),
+    }
+}
+
+fn emit_to_wit(e: model::Emit) -> wit::Emit {
+    wit::Emit {
+        topic: e.topic,
+        key: e.key,
+        id: e.id,
+        kind: e.kind,
+        data: e.data,
     }
 }
 

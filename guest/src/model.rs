@@ -31,6 +31,23 @@ pub struct Emit {
     pub data: String,
 }
 
+/// An emit published at a given time (WIT `timers.timer`), unless replaced or cancelled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timer {
+    /// Names the timer within the user, e.g. `reminder:<task_id>`.
+    pub name: String,
+    /// RFC 3339 UTC instant.
+    pub at: String,
+    pub emit: Emit,
+}
+
+/// One change to the user's timers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TimerChange {
+    Set(Timer),
+    Cancel(String),
+}
+
 /// The plugin's verdict on one delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {

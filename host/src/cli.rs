@@ -10,9 +10,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::config::{LimitArgs, LogFormat, ServeArgs, SidecarArgs};
 use crate::plugin::{Preparer, Runtime};
+use crate::telemetry::Telemetry;
 
 #[derive(Parser)]
 #[command(
@@ -88,11 +92,26 @@ enum TopicsCommand {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("starting the tokio runtime");
+    // Only `serve` handles deliveries, so only `serve` exports spans (telemetry.rs).
+    let telemetry = match &cli.command {
+        Command::Serve(args) => Telemetry::start(&args.telemetry, runtime.handle()),
+        _ => Ok(None),
+    };
+    let telemetry = match telemetry {
+        Ok(telemetry) => telemetry,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    init_logging(cli.log_format, telemetry.as_ref());
+    if let Some(telemetry) = &telemetry {
+        telemetry.announce();
+    }
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => crate::serve::serve(*args).await,
@@ -120,6 +139,10 @@ pub fn main() -> ExitCode {
             }
         }
     });
+    // Outside block_on, with the runtime still running: the last export requests run on it.
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown();
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -132,18 +155,18 @@ pub fn main() -> ExitCode {
 /// Logs go to stderr, filtered by `RUST_LOG` (default: info, wasmtime and cranelift at warn).
 /// Either format writes one event per line through `OneLine`: fields from outside (event ids,
 /// plugin text) cannot forge lines. Colours only when stderr is a terminal (and NO_COLOR is
-/// unset): escape codes in a redirected log are noise for whatever reads it.
-fn init_logging(format: LogFormat) {
+/// unset): escape codes in a redirected log are noise for whatever reads it. `RUST_LOG` filters
+/// the log only; the span export, when on, has its own filter (telemetry.rs).
+fn init_logging(format: LogFormat, telemetry: Option<&Telemetry>) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "info,wasmtime=warn,cranelift=warn".into());
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(crate::plugin::logging::OneLine::stderr);
-    match format {
+    let logs =
+        tracing_subscriber::fmt::layer().with_writer(crate::plugin::logging::OneLine::stderr);
+    let logs = match format {
         LogFormat::Text => {
             let colour = std::io::stderr().is_terminal()
                 && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-            logs.with_ansi(colour).init();
+            logs.with_ansi(colour).boxed()
         }
         // `span` holds the innermost span's fields (a delivery's event id, topic, plugin), and
         // `spans` every enclosing one.
@@ -151,8 +174,12 @@ fn init_logging(format: LogFormat) {
             .json()
             .with_current_span(true)
             .with_span_list(true)
-            .init(),
-    }
+            .boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(logs.with_filter(filter))
+        .with(telemetry.map(Telemetry::layer))
+        .init();
 }
 
 async fn check(

@@ -132,6 +132,9 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub http: HttpArgs,
 
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+
     /// Token that `GET /metrics` requires (`authorization: Bearer <token>`); without one
     /// `/metrics` is open, as Prometheus scrapers usually expect.
     #[arg(long, env = "TASK_EVENTS_METRICS_TOKEN", hide_env_values = true)]
@@ -544,6 +547,22 @@ pub fn warn_if_exposed(address: std::net::SocketAddr, has_token: bool, token_nam
              this port can use it; set {token_name}"
         );
     }
+}
+
+/// OpenTelemetry span export (`telemetry.rs`), off unless an endpoint is set. The standard
+/// variables are read so that an OTel-instrumented platform configures the host as it would any
+/// other app.
+#[derive(Debug, Clone, Args)]
+pub struct TelemetryArgs {
+    /// Export the delivery spans over OTLP/HTTP (protobuf) to this collector base URL, e.g.
+    /// `http://localhost:4318` (`/v1/traces` is appended); plain `http://` only. A collector
+    /// that is down costs spans, never deliveries. Off when unset.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+
+    /// `service.name` of the exported spans.
+    #[arg(long, env = "OTEL_SERVICE_NAME", default_value = "task-events-host")]
+    pub otel_service_name: String,
 }
 
 /// What one HTTP request may cost the listener (`http_limits.rs`, `http_server.rs`): shared by

@@ -31,6 +31,7 @@ mod serve;
 mod shadow;
 mod sidecar;
 mod standalone;
+mod telemetry;
 mod trace_context;
 
 /// The task plugin built with this host (guest/), run when `serve` gets no `--guest`.

@@ -93,6 +93,7 @@ pub struct Metrics {
     envelope_errors: IntCounter,
     plugin_failures: IntCounterVec,
     plugin_seconds: Histogram,
+    timers: IntCounterVec,
 }
 
 impl Metrics {
@@ -174,6 +175,11 @@ impl Metrics {
                     .expect("registered once");
                 h
             },
+            timers: family(
+                "task_events_timers_total",
+                "Timer changes and firings (reminders), by action (set, cancelled, fired, refused).",
+                &["action"],
+            ),
             registry,
         };
         for topic in topics {
@@ -185,6 +191,9 @@ impl Metrics {
         }
         for reason in all_reasons() {
             metrics.dead_letters.with_label_values(&[reason.as_str()]);
+        }
+        for action in ["set", "cancelled", "fired", "refused"] {
+            metrics.timers.with_label_values(&[action]);
         }
         for kind in ["trap", "deadline", "memory"] {
             metrics.plugin_failures.with_label_values(&[kind]);
@@ -246,6 +255,11 @@ impl Metrics {
         self.sidecar_seconds
             .with_label_values(&[op.as_str()])
             .observe(took.as_secs_f64());
+    }
+
+    /// A timer was set, cancelled, fired, or its event refused by the sidecar.
+    pub fn timer(&self, action: &str) {
+        self.timers.with_label_values(&[action]).inc();
     }
 
     pub fn envelope_error(&self) {

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use task_events_tests::admin::{Admin, sha256_hex};
@@ -19,6 +19,7 @@ use task_events_tests::embedded_api::{SidecarApi, publish, topic_events};
 use task_events_tests::events::daily_completion;
 use task_events_tests::host::{HostProcess, free_port};
 use task_events_tests::plugins::{replace_file, task_plugin_bytes, task_plugin_variant};
+use task_events_tests::wait::until;
 
 const HOST: &str = env!("CARGO_BIN_EXE_host-under-test");
 const VALID: u32 = 1500;
@@ -65,8 +66,9 @@ fn disruption(i: u32) -> Disruption {
 }
 
 async fn verify(sidecar: &impl SidecarApi, mode: &str) {
-    let deadline = Instant::now() + Duration::from_secs(240);
-    let created = loop {
+    let every = Duration::from_millis(250);
+    let log = || sidecar.log();
+    let created = until(Duration::from_secs(240), every, log, async || {
         let created: Vec<Value> = topic_events(sidecar, "task-events")
             .await
             .into_iter()
@@ -75,16 +77,14 @@ async fn verify(sidecar: &impl SidecarApi, mode: &str) {
         let unique: HashSet<&str> = created.iter().filter_map(|e| e["id"].as_str()).collect();
         let dead = topic_events(sidecar, "task-events-dlq").await.len();
         if unique.len() >= VALID as usize && dead >= INVALID as usize {
-            break created;
+            return Ok(created);
         }
-        assert!(
-            Instant::now() < deadline,
-            "{mode}: {} of {VALID} next tasks and {dead} of {INVALID} dead letters after 240 s\nlog:\n{}",
-            unique.len(),
-            sidecar.log()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+        let found = unique.len();
+        Err(format!(
+            "{mode}: {found} of {VALID} next tasks and {dead} of {INVALID} dead letters"
+        ))
+    })
+    .await;
     let mut first: HashMap<String, Value> = HashMap::new();
     let mut repeats = 0;
     let mut per_user: BTreeMap<String, Vec<i64>> = BTreeMap::new();

@@ -5,12 +5,20 @@
 
 use std::time::Duration;
 
+use reqwest::Method;
 use serde_json::{Value, json};
 use task_events_tests::dapr_mode::{DaprMode, TASK_ROUTE, Tokens};
-use task_events_tests::embedded_api::{publish, topic_events, topic_records};
+use task_events_tests::embedded_api::{publish, topic_events, topic_records, wait_topic};
 use task_events_tests::events::{completed_v1, daily_completion};
+use task_events_tests::http::{json, send, status};
 
 const HOST: &str = env!("CARGO_BIN_EXE_host-under-test");
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A delivery as daprd would make it, straight to the host (no token).
+fn deliver(p: &DaprMode) -> reqwest::RequestBuilder {
+    reqwest::Client::new().post(format!("{}{TASK_ROUTE}", p.host.base))
+}
 
 async fn start(dir: &tempfile::TempDir) -> DaprMode {
     DaprMode::start(HOST, dir.path(), None, &[], &[]).await
@@ -29,15 +37,7 @@ async fn start_with_tokens(dir: &tempfile::TempDir, host_env: &[(&str, &str)]) -
 async fn subscriptions_deliveries_publish_and_idempotency_record() {
     let dir = tempfile::tempdir().unwrap();
     let p = start(&dir).await;
-    let metadata: Value = p
-        .sidecar
-        .api(reqwest::Method::GET, "/v1.0/metadata")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let metadata = json(p.sidecar.api(Method::GET, "/v1.0/metadata")).await;
     assert_eq!(metadata["subscriptions"].as_array().unwrap().len(), 3);
 
     let completion = completed_v1(
@@ -69,14 +69,8 @@ async fn subscriptions_deliveries_publish_and_idempotency_record() {
     );
     let saved = p
         .sidecar
-        .api(
-            reqwest::Method::GET,
-            "/v1.0/state/statestore/processed-evt-1",
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(saved.status(), 200, "idempotency record saved");
+        .api(Method::GET, "/v1.0/state/statestore/processed-evt-1");
+    assert_eq!(status(saved).await, 200, "idempotency record saved");
     // Every record expires (daprd's ttlInSeconds), 7 days by default.
     let saves = p.sidecar_proxy.journal_for("/v1.0/state/statestore");
     let save = saves
@@ -213,29 +207,14 @@ async fn invalid_events_go_to_the_dead_letter_topic_and_are_acknowledged() {
 async fn a_body_that_is_not_a_cloudevent_is_dropped_to_the_sidecars_dead_letter_topic() {
     let dir = tempfile::tempdir().unwrap();
     let p = start(&dir).await;
-    let status = p
-        .sidecar
-        .api(
-            reqwest::Method::POST,
-            "/v1.0/publish/kafka-pubsub/task-events?metadata.rawPayload=true",
-        )
-        .header("content-type", "application/json")
-        .body(r#"{"hello":"world"}"#)
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 204);
+    let raw = "/v1.0/publish/kafka-pubsub/task-events?metadata.rawPayload=true";
+    let publish = p.sidecar.api(Method::POST, raw);
+    let publish = publish.header("content-type", "application/json");
+    assert_eq!(status(publish.body(r#"{"hello":"world"}"#)).await, 204);
     p.wait_answers(TASK_ROUTE, "the raw body answered", |a| !a.is_empty())
         .await;
     assert_eq!(p.answers(TASK_ROUTE)[0], "DROP");
-    let dlq = task_events_tests::embedded_api::wait_topic(
-        &p.sidecar,
-        "task-events-dlq",
-        1,
-        Duration::from_secs(30),
-    )
-    .await;
+    let dlq = wait_topic(&p.sidecar, "task-events-dlq", 1, WAIT).await;
     assert_eq!(
         dlq,
         [json!({"hello": "world"})],
@@ -260,20 +239,12 @@ async fn tokens_in_both_directions() {
     })
     .await;
     assert_eq!(p.created().await.len(), 1);
-    let unauthenticated = reqwest::Client::new()
-        .post(format!("{}{TASK_ROUTE}", p.host.base))
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(unauthenticated.status(), 401);
-    let no_token = reqwest::Client::new()
-        .get(format!("{}/v1.0/state/statestore/k", p.sidecar.base))
-        .send()
-        .await
-        .unwrap();
+    let unauthenticated = deliver(&p).body("{}");
+    assert_eq!(status(unauthenticated).await, 401);
+    let no_token =
+        reqwest::Client::new().get(format!("{}/v1.0/state/statestore/k", p.sidecar.base));
     assert_eq!(
-        no_token.status(),
+        status(no_token).await,
         401,
         "the sidecar API requires DAPR_API_TOKEN"
     );
@@ -307,12 +278,7 @@ async fn bulk_deliveries_get_a_status_per_entry() {
             {"entryId": "2", "contentType": "application/cloudevents+json", "event": ce(json!({"event_id": "bad"})), "metadata": {}},
         ],
     });
-    let resp = reqwest::Client::new()
-        .post(format!("{}{TASK_ROUTE}", p.host.base))
-        .json(&batch)
-        .send()
-        .await
-        .unwrap();
+    let resp = send(deliver(&p).json(&batch)).await;
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(
@@ -335,8 +301,6 @@ async fn bulk_deliveries_get_a_status_per_entry() {
 async fn every_single_delivery_answer_is_a_contract_status() {
     let dir = tempfile::tempdir().unwrap();
     let p = start(&dir).await;
-    let client = reqwest::Client::new();
-    let route = format!("{}{TASK_ROUTE}", p.host.base);
     for body in [
         "",
         "not json",
@@ -345,13 +309,8 @@ async fn every_single_delivery_answer_is_a_contract_status() {
         r#"{"specversion":"1.0"}"#,
         r#"{"specversion":"1.0","data":"plain text"}"#,
     ] {
-        let resp = client
-            .post(&route)
-            .header("content-type", "application/cloudevents+json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let resp = deliver(&p).header("content-type", "application/cloudevents+json");
+        let resp = send(resp.body(body)).await;
         assert_eq!(resp.status(), 200, "body {body:?}");
         let answer: Value = resp.json().await.unwrap();
         assert_eq!(answer, json!({"status": "DROP"}), "body {body:?}");
@@ -368,28 +327,16 @@ async fn a_redelivery_republishes_the_first_recorded_outcome() {
         "type": "task.created", "datacontenttype": "application/json", "data": {"marker": "first"}});
     let record = json!({"state": "pending", "plugin": "task-plugin@0.9.0", "at": "2026-01-01T00:00:00Z",
         "emits": [{"topic": "task-updates", "key": "user-1", "id": "first-outcome", "body": first.to_string()}]});
-    let status = p
-        .sidecar
-        .api(reqwest::Method::POST, "/v1.0/state/statestore")
-        .json(&json!([{"key": "processed-evt-replay", "value": record}]))
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 204);
+    let save = p.sidecar.api(Method::POST, "/v1.0/state/statestore");
+    let save = save.json(&json!([{"key": "processed-evt-replay", "value": record}]));
+    assert_eq!(status(save).await, 204);
     let mut event = daily_completion(21);
     event["event_id"] = json!("evt-replay");
     publish(&p.sidecar, &event).await;
     p.wait_answers(TASK_ROUTE, "the redelivery answered", |a| !a.is_empty())
         .await;
     assert_eq!(p.answers(TASK_ROUTE)[0], "SUCCESS");
-    let updates = task_events_tests::embedded_api::wait_topic(
-        &p.sidecar,
-        "task-updates",
-        1,
-        Duration::from_secs(30),
-    )
-    .await;
+    let updates = wait_topic(&p.sidecar, "task-updates", 1, WAIT).await;
     assert_eq!(updates[0]["id"], "first-outcome");
     assert_eq!(updates[0]["data"], json!({"marker": "first"}));
     assert!(
@@ -419,15 +366,7 @@ async fn in_a_bulk_batch_a_users_later_entries_wait_behind_its_retry() {
         "entries": [entry("0", first_a), entry("1", second_a), entry("2", first_b)]});
     // The first entry's state read is refused (a misconfiguration is never retried in place).
     p.sidecar_proxy.fail_next("/v1.0/state", 1, 401);
-    let body: Value = reqwest::Client::new()
-        .post(format!("{}{TASK_ROUTE}", p.host.base))
-        .json(&batch)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = json(deliver(&p).json(&batch)).await;
     assert_eq!(
         body,
         json!({"statuses": [
@@ -454,15 +393,10 @@ async fn events_the_seed_service_handled_are_not_handled_again() {
     )
     .await;
     // The previous service (built after the seed design) recorded this one.
-    let status = p
-        .sidecar
-        .api(reqwest::Method::POST, "/v1.0/state/statestore")
-        .json(&json!([{"key": "event-processed-evt-seed", "value": {"processed": true}}]))
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 204);
+    let save = p.sidecar.api(Method::POST, "/v1.0/state/statestore");
+    let save =
+        save.json(&json!([{"key": "event-processed-evt-seed", "value": {"processed": true}}]));
+    assert_eq!(status(save).await, 204);
     let mut handled = daily_completion(41);
     handled["event_id"] = json!("evt-seed");
     publish(&p.sidecar, &handled).await;
@@ -488,38 +422,21 @@ async fn a_long_plugin_retry_is_parked_with_the_jobs_api_and_fired_back() {
     let p = DaprMode::start(HOST, dir.path(), None, &["--guest", guest], &[]).await;
     let event =
         json!({"user_id": "k", "event_id": "slow", "event_type": "slow-retry", "do": "retry-once"});
-    let status = p
-        .sidecar
-        .api(
-            reqwest::Method::POST,
-            "/v1.0/publish/kafka-pubsub/hostile?metadata.partitionKey=k",
-        )
-        .json(&event)
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 204);
-    let out = task_events_tests::embedded_api::wait_topic(
-        &p.sidecar,
-        "hostile-out",
-        1,
-        Duration::from_secs(30),
-    )
-    .await;
+    let publish = "/v1.0/publish/kafka-pubsub/hostile?metadata.partitionKey=k";
+    assert_eq!(
+        status(p.sidecar.api(Method::POST, publish).json(&event)).await,
+        204
+    );
+    let out = wait_topic(&p.sidecar, "hostile-out", 1, WAIT).await;
     assert_eq!(out[0]["data"]["event_id"], "slow");
     // The delivery was acknowledged at once; the retry came back through the job callback.
     assert_eq!(p.answers("/events/hostile"), ["SUCCESS"]);
     // The callback's answer is journalled once it is sent, after the publish it caused.
     p.app_proxy
-        .wait_journal(
-            Duration::from_secs(30),
-            "the job callback answered 200",
-            |j| {
-                j.iter()
-                    .any(|x| x.path.starts_with("/job/retry-k") && x.status() == Some(200))
-            },
-        )
+        .wait_journal(WAIT, "the job callback answered 200", |j| {
+            j.iter()
+                .any(|x| x.path.starts_with("/job/retry-k") && x.status() == Some(200))
+        })
         .await;
     let scheduled = p.sidecar_proxy.journal_for("/v1.0-alpha1/jobs/retry-k");
     assert!(!scheduled.is_empty(), "scheduled through daprd's Jobs API");

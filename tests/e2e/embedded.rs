@@ -1,15 +1,17 @@
 //! Embedded mode end to end: the real host binary with the real task plugin and its built-in
 //! sidecar, driven only through HTTP, the way the README's tour drives it.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use task_events_tests::embedded_api;
 use task_events_tests::events::{completed_v1, daily_completion};
 use task_events_tests::host::HostProcess;
-use task_events_tests::http::status;
+use task_events_tests::http::{send, status};
+use task_events_tests::wait::until;
 
 const HOST: &str = env!("CARGO_BIN_EXE_host-under-test");
+const WAIT: Duration = Duration::from_secs(30);
 
 async fn start(dir: &std::path::Path) -> HostProcess {
     HostProcess::embedded(HOST, dir, &[], &[]).await
@@ -23,20 +25,15 @@ async fn events_of(host: &HostProcess, topic: &str, kind: &str) -> Vec<Value> {
 
 /// Polls until `topic` holds at least `n` events of type `kind` (bounded).
 async fn wait_for(host: &HostProcess, topic: &str, kind: &str, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    let log = || host.log();
+    until(WAIT, Duration::from_millis(50), log, async || {
         let found = events_of(host, topic, kind).await;
-        if found.len() >= n {
-            return found;
+        match found.len() {
+            len if len >= n => Ok(found),
+            len => Err(format!("only {len} of {n} {kind} events on {topic}")),
         }
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {n} {kind} events on {topic}; host log:\n{}",
-            found.len(),
-            host.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test]
@@ -129,8 +126,8 @@ async fn accepted_events_survive_kill_9_and_are_processed_after_restart() {
     // At least once: a completion whose next task was published just before the kill, but whose
     // dedupe record was not yet saved, is handled again after the restart. The plugin is
     // deterministic, so the repeat carries the same CloudEvent id and consumers can drop it.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    let log = || host.log();
+    until(2 * WAIT, Duration::from_millis(100), log, async || {
         let created = events_of(&host, "task-events", "task.created").await;
         let mut ids_by_parent =
             std::collections::BTreeMap::<i64, std::collections::BTreeSet<String>>::new();
@@ -151,16 +148,12 @@ async fn accepted_events_survive_kill_9_and_are_processed_after_restart() {
                 "{} task.created for {n} completions",
                 created.len()
             );
-            break;
+            return Ok(());
         }
-        assert!(
-            Instant::now() < deadline,
-            "{} of {n} completions handled after restart; log:\n{}",
-            ids_by_parent.len(),
-            host.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        let handled = ids_by_parent.len();
+        Err(format!("{handled} of {n} handled after restart"))
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -191,10 +184,8 @@ async fn app_api_token_guards_every_dapr_facing_route() {
     );
     let ok = client
         .get(&subscribe)
-        .header("dapr-api-token", "app-secret")
-        .send()
-        .await
-        .unwrap();
+        .header("dapr-api-token", "app-secret");
+    let ok = send(ok).await;
     assert_eq!(ok.status(), 200);
     let subs: Value = ok.json().await.unwrap();
     assert_eq!(subs.as_array().unwrap().len(), 3);

@@ -1,7 +1,7 @@
 //! A plugin that traps, loops forever or allocates without bound fails only the delivery it is
 //! handling, with a readable reason in the dead-letter record; the host keeps serving.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 use task_events_tests::embedded_api;
@@ -37,24 +37,8 @@ async fn traps_deadlines_and_memory_limits_fail_one_delivery_each() {
     )
     .await;
 
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let (dead, out) = loop {
-        let (dead, out) = (
-            embedded_api::topic_events(&host, "hostile-dlq").await,
-            embedded_api::topic_events(&host, "hostile-out").await,
-        );
-        if dead.len() >= 5 && !out.is_empty() {
-            break (dead, out);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} dead letters, {} outputs; log:\n{}",
-            dead.len(),
-            out.len(),
-            host.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let dead = wait_records(&host, "hostile-dlq", 5).await;
+    let out = wait_records(&host, "hostile-out", 1).await;
     assert_eq!(out[0]["data"]["event_id"], "fine");
     let reason_of = |id: &str| {
         let record = dead
@@ -108,20 +92,7 @@ async fn traps_deadlines_and_memory_limits_fail_one_delivery_each() {
 
 /// Waits (bounded) until `topic` has at least `n` records.
 async fn wait_records(host: &HostProcess, topic: &str, n: usize) -> Vec<serde_json::Value> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let records = embedded_api::topic_events(host, topic).await;
-        if records.len() >= n {
-            return records;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} of {n} records on {topic}; log:\n{}",
-            records.len(),
-            host.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    embedded_api::wait_topic(host, topic, n, Duration::from_secs(60)).await
 }
 
 #[tokio::test]

@@ -15,6 +15,7 @@ use task_events_tests::admin::sha256_hex;
 use task_events_tests::embedded_api;
 use task_events_tests::events::daily_completion;
 use task_events_tests::host::HostProcess;
+use task_events_tests::http::{json, send, status};
 use task_events_tests::plugins::task_plugin_bytes;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -22,6 +23,7 @@ use tokio::net::TcpStream;
 const HOST: &str = env!("CARGO_BIN_EXE_host-under-test");
 const APP_ROUTE: &str = "/events/task-events";
 const PUBLISH: &str = "/v1.0/publish/kafka-pubsub/task-events";
+const JSON: &str = "application/json";
 
 /// Sends `head` (request line and headers, without the blank line) and `body` on a fresh
 /// connection, then reads the answer until the server closes or 30 s pass. Write errors are
@@ -31,6 +33,11 @@ async fn raw(port: u16, head: &str, body: &[u8]) -> String {
     let _ = stream.write_all(format!("{head}\r\n\r\n").as_bytes()).await;
     let _ = stream.write_all(body).await;
     read_answer(&mut stream).await
+}
+
+/// POSTs all of `body` to `path` on a raw socket (see [`raw`]).
+async fn raw_post(port: u16, path: &str, content_type: &str, body: &[u8]) -> String {
+    raw(port, &post(path, content_type, body.len()), body).await
 }
 
 async fn read_answer(stream: &mut TcpStream) -> String {
@@ -115,18 +122,13 @@ async fn hostile_requests_get_clear_answers_while_deliveries_flow() {
 
     // A 1 GB body, announced: 413 on both surfaces, after reading at most what was sent.
     for path in [APP_ROUTE, PUBLISH] {
-        let answer = raw(
-            port,
-            &post(path, "application/json", 1 << 30),
-            &[b' '; 64 << 10],
-        )
-        .await;
+        let answer = raw(port, &post(path, JSON, 1 << 30), &[b' '; 64 << 10]).await;
         assert_eq!(status_of(&answer), "413", "{path}: {answer}");
         assert!(answer.contains("--max-body-bytes"), "{answer}");
     }
     // A body that trickles in: 408.
     let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let head = post(APP_ROUTE, "application/json", 100);
+    let head = post(APP_ROUTE, JSON, 100);
     stream
         .write_all(format!("{head}\r\n\r\n{{").as_bytes())
         .await
@@ -139,48 +141,23 @@ async fn hostile_requests_get_clear_answers_while_deliveries_flow() {
         .map(|i| json!({"entryId": i.to_string()}))
         .collect();
     let batch = json!({"entries": entries}).to_string();
-    let answer = raw(
-        port,
-        &post(APP_ROUTE, "application/json", batch.len()),
-        batch.as_bytes(),
-    )
-    .await;
+    let answer = raw_post(port, APP_ROUTE, JSON, batch.as_bytes()).await;
     assert_eq!(status_of(&answer), "413", "{answer}");
     assert!(answer.contains("--max-bulk-entries"), "{answer}");
     let bulk = Value::Array(entries).to_string();
     let path = "/v1.0-alpha1/publish/bulk/kafka-pubsub/task-events";
-    let answer = raw(
-        port,
-        &post(path, "application/json", bulk.len()),
-        bulk.as_bytes(),
-    )
-    .await;
+    let answer = raw_post(port, path, JSON, bulk.as_bytes()).await;
     assert_eq!(status_of(&answer), "413", "{answer}");
 
     // 100k-deep nesting: a parse error, answered, never a crash or a stack overflow.
     let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-    let answer = raw(
-        port,
-        &post(APP_ROUTE, "application/json", deep.len()),
-        deep.as_bytes(),
-    )
-    .await;
+    let answer = raw_post(port, APP_ROUTE, JSON, deep.as_bytes()).await;
     assert_eq!(status_of(&answer), "200", "{answer}");
     assert!(answer.contains(r#"{"status":"DROP"}"#), "{answer}");
     let ce = format!(r#"{{"specversion":"1.0","id":"deep","data":{deep}}}"#);
-    let answer = raw(
-        port,
-        &post(PUBLISH, "application/cloudevents+json", ce.len()),
-        ce.as_bytes(),
-    )
-    .await;
+    let answer = raw_post(port, PUBLISH, "application/cloudevents+json", ce.as_bytes()).await;
     assert_eq!(status_of(&answer), "400", "{answer}");
-    let answer = raw(
-        port,
-        &post("/v1.0/state/statestore", "application/json", deep.len()),
-        deep.as_bytes(),
-    )
-    .await;
+    let answer = raw_post(port, "/v1.0/state/statestore", JSON, deep.as_bytes()).await;
     assert_eq!(status_of(&answer), "400", "{answer}");
 
     // A 100 KiB header: 431.
@@ -217,8 +194,7 @@ async fn empty_tokens_are_no_tokens_and_only_metrics_names_the_plugin() {
     let url = |path: &str| format!("{}{path}", host.base);
 
     // APP_API_TOKEN="" is unset: daprd sends no token header then, and must be let in.
-    let subs = client.get(url("/dapr/subscribe")).send().await.unwrap();
-    assert_eq!(subs.status(), 200);
+    assert_eq!(status(client.get(url("/dapr/subscribe"))).await, 200);
     // DAPR_API_TOKEN="" is unset too: the sidecar API is open, as daprd's would be.
     embedded_api::publish(&host, &daily_completion(2)).await;
     let log = host.log();
@@ -226,32 +202,16 @@ async fn empty_tokens_are_no_tokens_and_only_metrics_names_the_plugin() {
     assert!(log.contains("DAPR_API_TOKEN is set but empty"), "{log}");
 
     // /healthz: liveness, nothing about the plugin.
-    let health: Value = client
-        .get(url("/healthz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(health, json!({"status": "ok"}));
+    assert_eq!(
+        json(client.get(url("/healthz"))).await,
+        json!({"status": "ok"})
+    );
 
     // /metrics names the plugin, behind its token.
-    let refused = client.get(url("/metrics")).send().await.unwrap();
-    assert_eq!(refused.status(), 401);
-    let wrong = client
-        .get(url("/metrics"))
-        .bearer_auth("nope")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(wrong.status(), 401);
-    let metrics = client
-        .get(url("/metrics"))
-        .bearer_auth("scrape-me")
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(status(client.get(url("/metrics"))).await, 401);
+    let wrong = client.get(url("/metrics")).bearer_auth("nope");
+    assert_eq!(status(wrong).await, 401);
+    let metrics = send(client.get(url("/metrics")).bearer_auth("scrape-me")).await;
     assert_eq!(metrics.status(), 200);
     let text = metrics.text().await.unwrap();
     let sha = sha256_hex(task_plugin_bytes());
@@ -267,31 +227,19 @@ async fn the_in_process_sidecar_api_takes_dapr_api_token_like_daprd() {
     let envs = [("DAPR_API_TOKEN", "api-secret")];
     let host = HostProcess::embedded(HOST, dir.path(), &[], &envs).await;
     let client = reqwest::Client::new();
-    let publish = format!("{}{PUBLISH}", host.base);
     let event = daily_completion(3);
-    let refused = client.post(&publish).json(&event).send().await.unwrap();
-    assert_eq!(refused.status(), 401);
-    let wrong = client
-        .post(&publish)
-        .header("dapr-api-token", "")
-        .json(&event)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(wrong.status(), 401, "an empty header is not the token");
-    let accepted = client
-        .post(&publish)
-        .header("dapr-api-token", "api-secret")
-        .json(&event)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(accepted.status(), 204);
+    let publish = |token: Option<&str>| {
+        let req = client.post(format!("{}{PUBLISH}", host.base)).json(&event);
+        status(match token {
+            Some(t) => req.header("dapr-api-token", t),
+            None => req,
+        })
+    };
+    assert_eq!(publish(None).await, 401);
+    let wrong = publish(Some("")).await;
+    assert_eq!(wrong, 401, "an empty header is not the token");
+    assert_eq!(publish(Some("api-secret")).await, 204);
     // daprd's own health endpoints stay open, as daprd's do.
-    let health = client
-        .get(format!("{}/v1.0/healthz/outbound", host.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(health.status(), 204);
+    let health = client.get(format!("{}/v1.0/healthz/outbound", host.base));
+    assert_eq!(status(health).await, 204);
 }

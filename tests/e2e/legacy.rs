@@ -1,4 +1,4 @@
-//! A plugin built against task-events:plugin@1.0.0 still loads in a host built against 1.1.0,
+//! A plugin built against task-events:plugin@1.0.0 still loads in a host built against 1.2.0,
 //! but nothing about it is let through by accident: its endless retry schedule, its empty
 //! canary and its undeclared topics each need the operator's explicit flag. And the canary
 //! report says which cases ran.
@@ -56,7 +56,7 @@ fn each_risky_trait_of_a_legacy_plugin_needs_its_own_flag() {
     let mut allowed = ENDLESS.to_vec();
     allowed.push("--allow-empty-canary");
     let (ok, out, err) = check(&allowed);
-    assert!(ok, "the 1.0.0 plugin fits the 1.1.0 world: {err}");
+    assert!(ok, "the 1.0.0 plugin fits the 1.2.0 world: {err}");
     let manifest: Value = serde_json::from_str(&out).expect("the manifest is JSON");
     assert_eq!(manifest["name"], "legacy-plugin");
 }
@@ -101,7 +101,7 @@ async fn a_plugin_that_declares_no_topics_publishes_nothing_unless_allowed() {
         "{problem:#}"
     );
     assert!(topic_events(&strict, "legacy-out").await.is_empty());
-    // Its import of log@1.0.0 is served by the host's log@1.1.0.
+    // Its import of log@1.0.0 is served by the host's log@1.2.0.
     assert!(
         strict.log().contains("legacy plugin handled a delivery"),
         "{}",

@@ -1,11 +1,17 @@
 //! What an operator sees and uses, end to end: `/metrics` as documented, JSON logs that name the
-//! delivery, W3C trace context carried to what a delivery publishes, 404s for unknown paths,
-//! the pid file behind the documented SIGHUP command, and `topics tail`'s advice.
+//! delivery, W3C trace context carried to what a delivery publishes, OTLP span export (only when
+//! configured), 404s for unknown paths, the pid file behind the documented SIGHUP command, and
+//! `topics tail`'s advice.
 
 use std::collections::BTreeSet;
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message as _;
 use serde_json::{Value, json};
 use task_events_tests::admin::{Admin, parse_series};
 use task_events_tests::dapr_mode::{DaprMode, TASK_ROUTE};
@@ -374,4 +380,171 @@ fn topics_tail_on_an_unreachable_host_names_the_url_flag() {
     for needle in [url.as_str(), "--url", "TASK_EVENTS_URL"] {
         assert!(stderr.contains(needle), "{needle} in {stderr}");
     }
+}
+
+/// A fake OTLP/HTTP collector on loopback: keeps the body of every `POST /v1/traces`.
+struct Collector {
+    url: String,
+    bodies: Arc<Mutex<Vec<bytes::Bytes>>>,
+}
+
+impl Collector {
+    async fn start() -> Collector {
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let kept = bodies.clone();
+        let record = move |body: bytes::Bytes| async move {
+            kept.lock().unwrap().push(body);
+            // An empty ExportTraceServiceResponse: everything accepted.
+            (
+                [("content-type", "application/x-protobuf")],
+                Vec::<u8>::new(),
+            )
+        };
+        let app = axum::Router::new().route("/v1/traces", axum::routing::post(record));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Collector { url, bodies }
+    }
+
+    /// Every exported span with its resource's `service.name`.
+    fn spans(&self) -> Vec<(String, Span)> {
+        let bodies = self.bodies.lock().unwrap().clone();
+        let mut spans = Vec::new();
+        for body in bodies {
+            let request = ExportTraceServiceRequest::decode(body).expect("an OTLP protobuf body");
+            for resource_spans in request.resource_spans {
+                let resource = resource_spans.resource.unwrap_or_default();
+                let service = attr(&resource.attributes, "service.name").unwrap_or_default();
+                for span in resource_spans.scope_spans.into_iter().flat_map(|s| s.spans) {
+                    spans.push((service.to_string(), span));
+                }
+            }
+        }
+        spans
+    }
+}
+
+/// A string attribute's value.
+fn attr<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a str> {
+    attributes.iter().find(|kv| kv.key == key).and_then(|kv| {
+        match kv.value.as_ref()?.value.as_ref()? {
+            any_value::Value::StringValue(s) => Some(s.as_str()),
+            _ => None,
+        }
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Threads of the OTel batch span processor in the process of `pid_file` (Linux names a thread
+/// by its first 15 bytes: "OpenTelemetry.T").
+fn exporter_threads(pid_file: &std::path::Path) -> usize {
+    let pid = std::fs::read_to_string(pid_file).unwrap();
+    std::fs::read_dir(format!("/proc/{}/task", pid.trim()))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with("OpenTelemetry.T"))
+        .count()
+}
+
+#[tokio::test]
+async fn with_an_otlp_endpoint_the_delivery_span_continues_the_publishers_trace() {
+    let collector = Collector::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("host.pid");
+    let args = [
+        "--otlp-endpoint",
+        &collector.url,
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+    ];
+    // No batch is due for 10 minutes: only the flush at shutdown can bring the span.
+    let envs = [
+        ("OTEL_SERVICE_NAME", "task-events-e2e"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "600000"),
+    ];
+    let mut host = HostProcess::embedded(HOST, dir.path(), &args, &envs).await;
+    assert_eq!(exporter_threads(&pid_file), 1);
+    publish_traced(&host, &daily_completion(6), TP).await;
+    wait_kind(&host, "task-events", "task.created", 1).await;
+    let status = host.terminate(Duration::from_secs(30)).await;
+    assert!(status.success(), "{status}; log:\n{}", host.log());
+
+    let spans = collector.spans();
+    let (service, delivery) = spans
+        .iter()
+        .find(|(_, s)| s.name == "delivery" && hex(&s.trace_id) == TP[3..35])
+        .unwrap_or_else(|| panic!("no delivery span in {spans:#?}; log:\n{}", host.log()));
+    assert_eq!(
+        hex(&delivery.parent_span_id),
+        TP[36..52],
+        "the publisher's span is the parent"
+    );
+    assert_eq!(service, "task-events-e2e");
+    assert_eq!(attr(&delivery.attributes, "topic"), Some("task-events"));
+    assert_eq!(attr(&delivery.attributes, "plugin"), Some("task-plugin"));
+    assert_eq!(attr(&delivery.attributes, "traceparent"), Some(TP));
+    assert!(attr(&delivery.attributes, "event").is_some());
+    assert!(host.log().contains("exporting delivery spans over OTLP"));
+}
+
+#[tokio::test]
+async fn without_an_otlp_endpoint_nothing_is_exported() {
+    let collector = Collector::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("host.pid");
+    let traces = format!("{}/v1/traces", collector.url);
+    // Other OTel variables alone do not turn export on; an empty endpoint is no endpoint.
+    let envs = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", traces.as_str()),
+        ("OTEL_SERVICE_NAME", "task-events-e2e"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+    ];
+    let args = ["--pid-file", pid_file.to_str().unwrap()];
+    let mut host = HostProcess::embedded(HOST, dir.path(), &args, &envs).await;
+    publish_traced(&host, &daily_completion(7), TP).await;
+    let created = wait_kind(&host, "task-events", "task.created", 1).await;
+    assert_eq!(
+        created[0]["traceparent"], TP,
+        "propagation does not need export"
+    );
+    assert_eq!(exporter_threads(&pid_file), 0, "no exporter thread");
+    assert!(host.terminate(Duration::from_secs(30)).await.success());
+    assert!(collector.spans().is_empty());
+    assert!(!host.log().contains("OTLP"), "{}", host.log());
+}
+
+#[tokio::test]
+async fn a_collector_that_is_down_costs_spans_not_deliveries() {
+    let dir = tempfile::tempdir().unwrap();
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let envs = [("OTEL_BSP_SCHEDULE_DELAY", "50")];
+    let mut host =
+        HostProcess::embedded(HOST, dir.path(), &["--otlp-endpoint", &down], &envs).await;
+    for n in 8..11 {
+        publish_traced(&host, &daily_completion(n), TP).await;
+    }
+    wait_kind(&host, "task-events", "task.created", 3).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !host.log().contains("OTLP export to") {
+        assert!(
+            Instant::now() < deadline,
+            "no export warning:\n{}",
+            host.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let started = Instant::now();
+    assert!(host.terminate(Duration::from_secs(30)).await.success());
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "the exit waited {:?} for the collector",
+        started.elapsed()
+    );
+    let warnings = host.log().matches("OTLP export to").count();
+    assert_eq!(warnings, 1, "one warning per outage:\n{}", host.log());
 }

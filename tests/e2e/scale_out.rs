@@ -6,7 +6,7 @@
 //! bodies, and each user's tasks came out in the order of that user's completions.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use task_events_tests::dapr_mode::APP_ID;
@@ -14,6 +14,7 @@ use task_events_tests::embedded_api::{publish, topic_events};
 use task_events_tests::events::daily_completion;
 use task_events_tests::host::{HostProcess, free_port};
 use task_events_tests::sidecar_process::SidecarProcess;
+use task_events_tests::wait::until;
 
 const HOST: &str = env!("CARGO_BIN_EXE_host-under-test");
 const EVENTS: u32 = 1200;
@@ -77,8 +78,9 @@ async fn two_replicas_one_killed_lose_nothing_and_keep_each_users_order() {
         publish(&sidecar, &completion(i)).await;
     }
 
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let created = loop {
+    let logs = || format!("sidecar:\n{}\nhost b:\n{}", sidecar.log(), b.log());
+    let every = Duration::from_millis(200);
+    let created = until(Duration::from_secs(180), every, logs, async || {
         let created: Vec<Value> = topic_events(&sidecar, "task-events")
             .await
             .into_iter()
@@ -86,18 +88,12 @@ async fn two_replicas_one_killed_lose_nothing_and_keep_each_users_order() {
             .collect();
         let unique: std::collections::HashSet<&str> =
             created.iter().filter_map(|e| e["id"].as_str()).collect();
-        if unique.len() >= EVENTS as usize {
-            break created;
+        match unique.len() {
+            n if n >= EVENTS as usize => Ok(created),
+            n => Err(format!("{n} of {EVENTS} next tasks")),
         }
-        assert!(
-            Instant::now() < deadline,
-            "{} of {EVENTS} next tasks after 180 s\nsidecar log:\n{}\nhost b log:\n{}",
-            unique.len(),
-            sidecar.log(),
-            b.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    })
+    .await;
 
     // No id with two bodies; a repeat (the kill's at-least-once window) has identical bytes.
     let mut by_id: HashMap<String, Value> = HashMap::new();

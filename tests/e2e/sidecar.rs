@@ -13,6 +13,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use reqwest::Method;
 use serde_json::{Value, json};
+use task_events_tests::embedded_api::wait_topic;
+use task_events_tests::http::{json, send, status};
 use task_events_tests::proxy::{Outcome, Proxy};
 use task_events_tests::sidecar_process::SidecarProcess;
 use task_events_tests::test_app::{Answer, TestApp};
@@ -31,14 +33,10 @@ async fn sidecar(dir: &tempfile::TempDir, app_port: u16, envs: &[(&str, &str)]) 
 async fn publish_event(s: &SidecarProcess, topic: &str, id: &str, kind: &str, data: Value) {
     let event =
         json!({"specversion": "1.0", "id": id, "source": "test", "type": kind, "data": data});
-    let resp = s
-        .api(Method::POST, &format!("/v1.0/publish/{PUBSUB}/{topic}"))
-        .header("content-type", "application/cloudevents+json")
-        .body(event.to_string())
-        .send()
-        .await
-        .expect("publishing");
-    assert_eq!(resp.status(), 204, "publish refused; log:\n{}", s.log());
+    let publish = s.api(Method::POST, &format!("/v1.0/publish/{PUBSUB}/{topic}"));
+    let publish = publish.header("content-type", "application/cloudevents+json");
+    let status = status(publish.body(event.to_string())).await;
+    assert_eq!(status, 204, "publish refused; log:\n{}", s.log());
 }
 
 #[tokio::test]
@@ -84,17 +82,11 @@ async fn raw_payload_delivers_the_data_base64_wrapper() {
     .await;
     let s = sidecar(&dir, app.port, &[]).await;
     let payload = br#"{"hello":"world"}"#;
-    let resp = s
-        .api(
-            Method::POST,
-            &format!("/v1.0/publish/{PUBSUB}/raw?metadata.rawPayload=true"),
-        )
-        .header("content-type", "application/json")
-        .body(payload.to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 204);
+    let raw = format!("/v1.0/publish/{PUBSUB}/raw?metadata.rawPayload=true");
+    let publish = s
+        .api(Method::POST, &raw)
+        .header("content-type", "application/json");
+    assert_eq!(status(publish.body(payload.to_vec())).await, 204);
     let got = app.wait_on("/raw", 1, WAIT).await;
     let body = &got[0].body;
     let data = base64::engine::general_purpose::STANDARD
@@ -140,15 +132,8 @@ async fn bulk_subscribe_delivers_entries_and_honours_per_entry_statuses() {
     let entries: Vec<Value> = (0..3)
         .map(|n| json!({"entryID": format!("m{n}"), "event": {"n": n}, "contentType": "application/json"}))
         .collect();
-    let resp = s
-        .api(
-            Method::POST,
-            &format!("/v1.0-alpha1/publish/bulk/{PUBSUB}/bulk"),
-        )
-        .json(&entries)
-        .send()
-        .await
-        .unwrap();
+    let bulk = format!("/v1.0-alpha1/publish/bulk/{PUBSUB}/bulk");
+    let resp = send(s.api(Method::POST, &bulk).json(&entries)).await;
     assert_eq!(
         resp.status(),
         204,
@@ -174,7 +159,7 @@ async fn bulk_subscribe_delivers_entries_and_honours_per_entry_statuses() {
         got[1].body
     );
     assert_eq!(again[0]["event"]["data"]["n"], 1);
-    let dlq = task_events_tests::embedded_api::wait_topic(&s, "bulk-dlq", 1, WAIT).await;
+    let dlq = wait_topic(&s, "bulk-dlq", 1, WAIT).await;
     assert_eq!(dlq.len(), 1, "only the dropped entry: {dlq:#?}");
     assert_eq!(dlq[0]["data"]["n"], 2);
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -329,21 +314,12 @@ async fn the_api_refuses_calls_without_the_dapr_api_token() {
             "{open} needs no token"
         );
     }
-    let ok = s
-        .api(Method::POST, &format!("/v1.0/publish/{PUBSUB}/orders"))
-        .header("content-type", "application/json")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ok.status(), 204);
-    let saved = s
-        .api(Method::POST, "/v1.0/state/statestore")
-        .json(&json!([{"key": "k", "value": {"a": 1}}]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(saved.status(), 204);
+    let ok = s.api(Method::POST, &format!("/v1.0/publish/{PUBSUB}/orders"));
+    let ok = ok.header("content-type", "application/json").body("{}");
+    assert_eq!(status(ok).await, 204);
+    let saved = s.api(Method::POST, "/v1.0/state/statestore");
+    let saved = saved.json(&json!([{"key": "k", "value": {"a": 1}}]));
+    assert_eq!(status(saved).await, 204);
 }
 
 #[tokio::test]
@@ -356,7 +332,7 @@ async fn healthz_waits_for_the_app_port_and_outbound_does_not() {
     let proxy = Proxy::start(&app.base).await;
     proxy.refuse(true).await;
     let mut s = SidecarProcess::start(EXE, dir.path(), proxy.port, "orders-app", &[], &[]).await;
-    let health = s.api(Method::GET, "/v1.0/healthz").send().await.unwrap();
+    let health = send(s.api(Method::GET, "/v1.0/healthz")).await;
     assert_eq!(
         health.status(),
         500,
@@ -364,12 +340,8 @@ async fn healthz_waits_for_the_app_port_and_outbound_does_not() {
     );
     let body: Value = health.json().await.unwrap_or(Value::Null);
     assert_eq!(body["errorCode"], "ERR_HEALTH_NOT_READY", "{body}");
-    let outbound = s
-        .api(Method::GET, "/v1.0/healthz/outbound")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(outbound.status(), 204);
+    let outbound = s.api(Method::GET, "/v1.0/healthz/outbound");
+    assert_eq!(status(outbound).await, 204);
     // Publishing works before the app is there; delivery waits for it.
     publish_event(&s, "orders", "early", "order.created", json!({})).await;
     proxy.refuse(false).await;
@@ -385,39 +357,24 @@ async fn jobs_fire_at_the_app_once_due_and_survive_a_kill() {
     let app = TestApp::start(json!([])).await;
     let s = sidecar(&dir, app.port, &[("APP_API_TOKEN", "app-secret")]).await;
     let schedule = |name: &str, body: Value| {
-        s.api(Method::POST, &format!("/v1.0/jobs/{name}"))
-            .json(&body)
-            .send()
+        status(
+            s.api(Method::POST, &format!("/v1.0/jobs/{name}"))
+                .json(&body),
+        )
     };
-    let resp = schedule("soon", json!({"dueTime": "500ms", "data": {"task": 7}}))
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 204);
-    let resp = schedule(
-        "later",
-        json!({"dueTime": "3s", "data": "after the restart"}),
-    )
-    .await
-    .unwrap();
-    assert_eq!(resp.status(), 204);
-    let got: Value = s
-        .api(Method::GET, "/v1.0-alpha1/jobs/later")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let soon = json!({"dueTime": "500ms", "data": {"task": 7}});
+    assert_eq!(schedule("soon", soon).await, 204);
+    let later = json!({"dueTime": "3s", "data": "after the restart"});
+    assert_eq!(schedule("later", later).await, 204);
+    let got = json(s.api(Method::GET, "/v1.0-alpha1/jobs/later")).await;
     assert_eq!(
         got,
         json!({"name": "later", "data": "after the restart", "dueTime": "3s"})
     );
-    let taken = schedule("later", json!({"dueTime": "1s"})).await.unwrap();
-    assert_eq!(taken.status(), 409, "a taken name needs overwrite");
-    let bad = schedule("cron", json!({"schedule": "0 * * * * *"}))
-        .await
-        .unwrap();
-    assert_eq!(bad.status(), 400);
+    let taken = schedule("later", json!({"dueTime": "1s"})).await;
+    assert_eq!(taken, 409, "a taken name needs overwrite");
+    let bad = schedule("cron", json!({"schedule": "0 * * * * *"})).await;
+    assert_eq!(bad, 400);
 
     let fired = app.wait_on("/job/soon", 1, WAIT).await;
     assert_eq!(fired[0].body, json!({"task": 7}));
@@ -429,8 +386,8 @@ async fn jobs_fire_at_the_app_once_due_and_survive_a_kill() {
     let s = sidecar(&dir, app.port, &[("APP_API_TOKEN", "app-secret")]).await;
     let fired = app.wait_on("/job/later", 1, WAIT).await;
     assert_eq!(fired[0].body, json!("after the restart"));
-    let gone = s.api(Method::GET, "/v1.0/jobs/later").send().await.unwrap();
-    assert_eq!(gone.status(), 404, "a one-shot job is gone once it fired");
+    let gone = status(s.api(Method::GET, "/v1.0/jobs/later")).await;
+    assert_eq!(gone, 404, "a one-shot job is gone once it fired");
     assert_eq!(
         app.deliveries()
             .iter()
@@ -457,7 +414,7 @@ async fn a_message_retried_past_max_redeliveries_goes_to_the_dead_letter_topic()
     s.wait_ready(WAIT).await;
     publish_event(&s, "orders", "stuck", "order.created", json!({})).await;
     publish_event(&s, "orders", "next", "order.created", json!({})).await;
-    let dlq = task_events_tests::embedded_api::wait_topic(&s, "orders-dlq", 1, WAIT).await;
+    let dlq = wait_topic(&s, "orders-dlq", 1, WAIT).await;
     assert_eq!(dlq[0]["id"], "stuck");
     // The partition moved on: the next message was delivered after the stuck one gave up.
     let delivered = app.wait_on("/orders", 5, WAIT).await;

@@ -1,7 +1,7 @@
 //! A client for the host's admin endpoints (`/admin/plugin`, `/admin/rollback`) and `/metrics`,
 //! with bounded waits on the plugin status.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -84,18 +84,14 @@ impl Admin {
         what: &str,
         done: impl Fn(&Value) -> bool,
     ) -> Value {
-        let deadline = Instant::now() + timeout;
-        loop {
+        crate::wait::until(timeout, every, String::new, async || {
             let status = self.status().await;
-            if done(&status) {
-                return status;
+            match done(&status) {
+                true => Ok(status),
+                false => Err(format!("{what}; last status:\n{status:#}")),
             }
-            assert!(
-                Instant::now() < deadline,
-                "{what}: not within {timeout:?}; last status:\n{status:#}"
-            );
-            tokio::time::sleep(every).await;
-        }
+        })
+        .await
     }
 
     /// Polls until the serving plugin has this sha256.

@@ -19,6 +19,7 @@ use crate::embedded_api::topic_events;
 use crate::host::{HostProcess, free_port};
 use crate::proxy::{Exchange, Proxy};
 use crate::sidecar_process::SidecarProcess;
+use crate::wait::until;
 
 /// The app id of the task service, as in deploy/.
 pub const APP_ID: &str = "recurring-task-service";
@@ -104,20 +105,17 @@ impl DaprMode {
 
     /// Waits (bounded) until `done` holds for the answers on `route`.
     pub async fn wait_answers(&self, route: &str, what: &str, done: impl Fn(&[String]) -> bool) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
+        let (host, sidecar) = (&self.host, &self.sidecar);
+        let logs = || format!("host:\n{}\nsidecar:\n{}", host.log(), sidecar.log());
+        let (timeout, every) = (Duration::from_secs(30), Duration::from_millis(25));
+        until(timeout, every, logs, async || {
             let answers = self.answers(route);
-            if done(&answers) {
-                return;
+            match done(&answers) {
+                true => Ok(()),
+                false => Err(format!("{what}; answers {answers:?}")),
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{what}: not within 30 s; answers {answers:?}\nhost log:\n{}\nsidecar log:\n{}",
-                self.host.log(),
-                self.sidecar.log()
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        })
+        .await
     }
 
     /// The `task.created` events the host published so far.

@@ -7,12 +7,12 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::events::daily_completion;
-use crate::host::HostProcess;
+use crate::wait::until;
 
 /// Something that serves the embedded sidecar's API.
 pub trait SidecarApi {
@@ -34,15 +34,6 @@ pub trait SidecarApi {
             Some(t) => req.header("dapr-api-token", t),
             None => req,
         }
-    }
-}
-
-impl SidecarApi for HostProcess {
-    fn base(&self) -> &str {
-        &self.base
-    }
-    fn log(&self) -> String {
-        HostProcess::log(self)
     }
 }
 
@@ -111,20 +102,15 @@ pub async fn wait_topic(
     n: usize,
     timeout: Duration,
 ) -> Vec<Value> {
-    let deadline = Instant::now() + timeout;
-    loop {
+    let log = || sidecar.log();
+    until(timeout, Duration::from_millis(50), log, async || {
         let events = topic_events(sidecar, topic).await;
-        if events.len() >= n {
-            return events;
+        match events.len() {
+            len if len >= n => Ok(events),
+            len => Err(format!("{topic} holds {len} of {n} events")),
         }
-        assert!(
-            Instant::now() < deadline,
-            "{topic} holds {} of {n} events after {timeout:?}; log:\n{}",
-            events.len(),
-            sidecar.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 /// The `parent_task_id`s of the task.created events on task-events so far (one per event).
@@ -143,20 +129,15 @@ pub async fn created_parents(host: &impl SidecarApi) -> Vec<i64> {
 
 /// The `parent_task_id`s of the task.created events on task-events, once there are `n`.
 pub async fn wait_created(host: &impl SidecarApi, n: usize, timeout: Duration) -> Vec<i64> {
-    let deadline = Instant::now() + timeout;
-    loop {
+    let log = || host.log();
+    until(timeout, Duration::from_millis(100), log, async || {
         let created = created_parents(host).await;
-        if created.len() >= n {
-            return created;
+        match created.len() {
+            len if len >= n => Ok(created),
+            len => Err(format!("only {len} of {n} task.created")),
         }
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {n} task.created; log:\n{}",
-            created.len(),
-            host.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
 }
 
 /// Publishes daily completions `first..` every `every` until `stop` is set (at most `max`);
@@ -186,16 +167,4 @@ pub fn publish_until(
         }
         n
     })
-}
-
-impl SidecarApi for crate::sidecar_process::SidecarProcess {
-    fn base(&self) -> &str {
-        &self.base
-    }
-    fn log(&self) -> String {
-        crate::sidecar_process::SidecarProcess::log(self)
-    }
-    fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        crate::sidecar_process::SidecarProcess::api(self, method, path)
-    }
 }

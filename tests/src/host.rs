@@ -1,9 +1,13 @@
 //! The host under test as a real child process: started with flags, waited on until healthy,
 //! stopped with SIGTERM or `kill -9`. Its log goes to a file that failing tests print.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::embedded_api::SidecarApi;
+use crate::process::Process;
+pub use crate::process::free_port;
 
 /// The variables the host reads that do not start with `TASK_EVENTS_` (all of those are
 /// removed too), so the developer's shell cannot leak into a test.
@@ -14,6 +18,8 @@ const HOST_ENV: &[&str] = &[
     "APP_API_TOKEN",
     "APP_PORT",
     "APP_ID",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_SERVICE_NAME",
 ];
 
 /// Removes every variable the host reads from `cmd`'s environment.
@@ -28,19 +34,20 @@ pub fn clear_host_env(cmd: &mut Command) {
     }
 }
 
-pub struct HostProcess {
-    child: Child,
-    pub port: u16,
-    pub base: String,
-    log: PathBuf,
+/// The host serving on `port` (`base`); `log`, `signal`, `kill9`, `terminate` are [`Process`]'s.
+pub struct HostProcess(Process);
+
+impl std::ops::Deref for HostProcess {
+    type Target = Process;
+    fn deref(&self) -> &Process {
+        &self.0
+    }
 }
 
-/// A port that was free a moment ago (loopback only).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("binding a free port")
+impl std::ops::DerefMut for HostProcess {
+    fn deref_mut(&mut self) -> &mut Process {
+        &mut self.0
+    }
 }
 
 impl HostProcess {
@@ -76,101 +83,22 @@ impl HostProcess {
         args: &[&str],
         envs: &[(&str, &str)],
     ) -> HostProcess {
-        let log = log_dir.join(format!("host-{port}.log"));
-        let log_file = std::fs::File::create(&log).expect("creating the host log");
         let mut cmd = Command::new(exe);
         cmd.arg("serve")
             .args(["--app-port", &port.to_string()])
             .args(args);
         clear_host_env(&mut cmd);
-        cmd.env("RUST_LOG", "info").envs(envs.iter().copied());
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .expect("starting the host");
-        let mut host = HostProcess {
-            child,
-            port,
-            base: format!("http://127.0.0.1:{port}"),
-            log,
-        };
-        host.wait_healthy(Duration::from_secs(60)).await;
-        host
-    }
-
-    async fn wait_healthy(&mut self, timeout: Duration) {
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "the host exited with {status} before it was healthy; log:\n{}",
-                    self.log()
-                );
-            }
-            if let Ok(resp) = client.get(format!("{}/healthz", self.base)).send().await
-                && resp.status().is_success()
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the host was not healthy within {timeout:?}; log:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Everything the host logged so far.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Sends a signal by name (e.g. `HUP`) with `kill`.
-    pub fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status();
-        assert!(
-            status.is_ok_and(|s| s.success()),
-            "kill -{name} {} failed",
-            self.child.id()
-        );
-    }
-
-    /// `kill -9`: no chance to flush or finish anything.
-    pub fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// SIGTERM, then waits (bounded) for the exit status.
-    pub async fn terminate(&mut self, timeout: Duration) -> ExitStatus {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status;
-            }
-            if Instant::now() > deadline {
-                self.kill9();
-                panic!(
-                    "the host did not exit within {timeout:?} of SIGTERM; log:\n{}",
-                    self.log()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let mut host = Process::spawn(cmd, envs, "host", port, log_dir);
+        host.wait_ok("/healthz", Duration::from_secs(60)).await;
+        HostProcess(host)
     }
 }
 
-impl Drop for HostProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl SidecarApi for HostProcess {
+    fn base(&self) -> &str {
+        &self.base
+    }
+    fn log(&self) -> String {
+        Process::log(self)
     }
 }

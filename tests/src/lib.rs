@@ -8,6 +8,8 @@ pub mod events;
 pub mod host;
 pub mod http;
 pub mod plugins;
+pub mod process;
 pub mod proxy;
 pub mod sidecar_process;
 pub mod test_app;
+pub mod wait;

@@ -232,18 +232,14 @@ impl Proxy {
         what: &str,
         done: impl Fn(&[Exchange]) -> bool,
     ) -> Vec<Exchange> {
-        let deadline = Instant::now() + timeout;
-        loop {
+        let log = || format!("{:#?}", self.journal());
+        crate::wait::until(timeout, Duration::from_millis(25), log, async || {
             let journal = self.journal();
-            if done(&journal) {
-                return journal;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "proxy journal: {what} not seen within {timeout:?}; journal: {journal:#?}"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+            done(&journal)
+                .then_some(journal)
+                .ok_or_else(|| format!("proxy journal: {what}"))
+        })
+        .await
     }
 }
 

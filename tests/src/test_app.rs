@@ -173,18 +173,14 @@ impl TestApp {
         what: &str,
         done: impl Fn(&[Delivery]) -> bool,
     ) -> Vec<Delivery> {
-        let deadline = Instant::now() + timeout;
-        loop {
+        let log = || format!("{:#?}", self.deliveries());
+        crate::wait::until(timeout, Duration::from_millis(25), log, async || {
             let deliveries = self.deliveries();
-            if done(&deliveries) {
-                return deliveries;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "test app: {what} not seen within {timeout:?}; deliveries: {deliveries:#?}"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+            done(&deliveries)
+                .then_some(deliveries)
+                .ok_or_else(|| format!("test app: {what}"))
+        })
+        .await
     }
 
     /// Waits (bounded) for at least `n` deliveries on `path`, and returns those.

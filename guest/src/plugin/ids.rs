@@ -8,6 +8,8 @@
 //!   2.0 event of the same task agree);
 //! - the next task: `["task", scope, next_occurrence_index]`;
 //! - an emitted event: `["event", event_type, scope, next_occurrence_index]`;
+//! - a `reminder.due`: `["reminder.due", event_version, user_id, task_id, due_date,
+//!   remind_at, title?]` (reminders.rs: the same reminder, the same id);
 //! - the scope is the series id when the plugin derived it (it names the user already), and
 //!   `["client-series", user_id, series_id]` when the client chose the series id (2.0's
 //!   `series-gym`): two users who pick the same series id never share a task or event id.
@@ -27,7 +29,7 @@ pub const NAMESPACE: Uuid = Uuid::from_u128(0x7f73a3a4_6e4c_5b80_9387_9ee590d7b3
 /// in JavaScript (`Number.MAX_SAFE_INTEGER`).
 pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 
-fn derive(parts: &[&str]) -> Uuid {
+pub(super) fn derive(parts: &[&str]) -> Uuid {
     // Serialising a list of strings cannot fail; the fallback only keeps this total.
     let name = serde_json::to_string(parts).unwrap_or_else(|_| parts.join("\u{0}"));
     Uuid::new_v5(&NAMESPACE, name.as_bytes())

@@ -17,19 +17,17 @@
 //! and `remind_at` = due - remind_before (days nominal, on the wall clock; hours/minutes/seconds
 //! exact), an RFC 3339 instant when the series has a zone or offset, else local wall clock.
 
-use chrono::{Days, NaiveDateTime, TimeDelta};
 use serde_json::{Map, Value};
 
+use super::events::{emit, envelope_of};
 use super::ids;
+use super::reminders::remind_at;
 use crate::manifest::{REMINDERS, TASK_EVENTS};
-use crate::migrate;
 use crate::model::Emit;
 use crate::problem::Problem;
-use crate::schema::clock::Clock;
-use crate::schema::duration::Lead;
 use crate::schema::recurrence::{RecurrenceSpec, rule_parts};
 use crate::schema::resolve::{RRULE_POINTER, Resolved, series_of};
-use crate::schema::time::{DateForm, format_instant, format_local, parse_local};
+use crate::schema::time::{format_local, parse_local};
 use crate::schema::{TaskEvent, Version, codes};
 use crate::series::{self, Anchor, Missed, MonthOverflow};
 
@@ -85,9 +83,10 @@ pub fn next_occurrence(event: &TaskEvent) -> Result<Vec<Emit>, Vec<Problem>> {
         task_id: &task_id,
     };
 
+    let what = format!("occurrence {next_index}");
     let mut emits = Vec::new();
     let created = task_created(event, spec, &res, &ids, &due_date);
-    emits.push(emit(event, TASK_EVENTS, "task.created", &ids, created)?);
+    emits.push(emit(event, TASK_EVENTS, &what, created)?);
     if let Some((raw, lead)) = &event.payload.remind_before {
         let Some(remind_at) = remind_at(res.clock, next_wall, *lead, res.due_form) else {
             let msg = format!("remind_before '{raw}' puts the reminder outside the calendar");
@@ -98,13 +97,7 @@ pub fn next_occurrence(event: &TaskEvent) -> Result<Vec<Emit>, Vec<Problem>> {
             )]);
         };
         let reminder = reminder_scheduled(event, &ids, &due_date, &remind_at);
-        emits.push(emit(
-            event,
-            REMINDERS,
-            "reminder.scheduled",
-            &ids,
-            reminder,
-        )?);
+        emits.push(emit(event, REMINDERS, &what, reminder)?);
     }
     Ok(emits)
 }
@@ -223,72 +216,21 @@ fn reminder_scheduled(
     envelope(event, "reminder.scheduled", ids, payload)
 }
 
-/// The event envelope, in the seed's key order, in the newest version.
+/// The event envelope of a next-occurrence event.
 fn envelope(
     event: &TaskEvent,
     event_type: &str,
     ids: &Ids,
     payload: Map<String, Value>,
 ) -> Map<String, Value> {
-    let mut e = Map::new();
-    e.insert(
-        "event_id".into(),
-        ids::event_id(event_type, ids.scope, ids.index).into(),
-    );
-    e.insert("event_type".into(), event_type.into());
-    e.insert("event_version".into(), Version::LATEST.as_str().into());
-    e.insert("task_id".into(), ids.task_id.into());
-    e.insert("user_id".into(), event.user_id.as_str().into());
-    e.insert("timestamp".into(), event.timestamp.raw.as_str().into());
-    e.insert("payload".into(), Value::Object(payload));
-    e
-}
-
-/// `data` migrated to the input's version and wrapped for the host.
-fn emit(
-    event: &TaskEvent,
-    topic: &str,
-    kind: &str,
-    ids: &Ids,
-    data: Map<String, Value>,
-) -> Result<Emit, Vec<Problem>> {
-    let id = data
-        .get("event_id")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    // Cannot fail for an event built from a valid input of that version; if it ever did, the
-    // problems say exactly which field, instead of a panic.
-    let data = migrate::convert(data, Version::LATEST, event.version).map_err(|ps| {
-        ps.into_iter()
-            .map(|p| Problem {
-                code: codes::INTERNAL.into(),
-                message: format!("emitted {kind} for occurrence {}: {}", ids.index, p.message),
-                pointer: p.pointer,
-            })
-            .collect::<Vec<_>>()
-    })?;
-    Ok(Emit {
-        topic: topic.into(),
-        key: event.user_id.clone(),
-        id,
-        kind: kind.into(),
-        data: Value::Object(data).to_string(),
-    })
-}
-
-/// due - lead: nominal days on the wall clock, then exact seconds in elapsed time.
-fn remind_at(clock: Clock, due: NaiveDateTime, lead: Lead, form: DateForm) -> Option<String> {
-    let days = due.checked_sub_days(Days::new(u64::try_from(lead.days).ok()?))?;
-    let exact = TimeDelta::try_seconds(lead.seconds)?;
-    match clock.instant(days) {
-        Some(t) => {
-            let at = clock.in_clock(t.checked_sub_signed(exact)?);
-            Some(format_instant(
-                at,
-                matches!(form, DateForm::Instant { zulu: true }),
-            ))
-        }
-        None => Some(format_local(days.checked_sub_signed(exact)?)),
-    }
+    let event_id = ids::event_id(event_type, ids.scope, ids.index);
+    let timestamp = event.timestamp.raw.as_str();
+    envelope_of(
+        event,
+        event_type,
+        &event_id,
+        ids.task_id,
+        timestamp,
+        payload,
+    )
 }

@@ -127,17 +127,22 @@ async fn subscribe(State(app): State<Arc<App>>) -> Json<Value> {
 }
 
 /// Liveness only: the port answers once the plugin is loaded (serve.rs opens it after).
-/// A job fired (daprd's Jobs API, or the embedded sidecar's): `retry-<user>` re-drives that
-/// user's parked retries (pipeline/parking.rs). 200 when done; 500 makes the scheduler fire
-/// it again (the sidecar failed meanwhile).
+/// A job fired (daprd's Jobs API, or the embedded sidecar's): `timer-...` publishes a due timer
+/// (pipeline/timers.rs), `retry-<user>` re-drives that user's parked retries
+/// (pipeline/parking.rs). 200 when done; 500 makes the scheduler fire it again (the sidecar
+/// failed meanwhile).
 async fn job(
     State(app): State<Arc<App>>,
     axum::extract::Path(name): axum::extract::Path<String>,
 ) -> Response {
-    match app.pipeline.resume(&name).await {
+    let done = match name.starts_with("timer-") {
+        true => app.pipeline.fire_timer(&name).await,
+        false => app.pipeline.resume(&name).await,
+    };
+    match done {
         Ok(()) => StatusCode::OK.into_response(),
         Err(why) => {
-            tracing::warn!(job = %name, "a parked retry could not run yet: {why}");
+            tracing::warn!(job = %name, "the job could not run yet: {why}");
             (StatusCode::INTERNAL_SERVER_ERROR, why).into_response()
         }
     }

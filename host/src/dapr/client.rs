@@ -13,7 +13,9 @@ use bytes::Bytes;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::sidecar::{Concurrency, PublishRequest, SidecarError, StateEntry};
+use crate::sidecar::{
+    BoxFuture, Concurrency, PublishRequest, SidecarApi, SidecarError, StateEntry,
+};
 
 #[derive(Clone)]
 pub struct DaprClient {
@@ -46,193 +48,146 @@ impl DaprClient {
         }
         req
     }
+}
 
-    pub async fn publish(&self, req: PublishRequest) -> Result<(), SidecarError> {
-        let path = format!(
-            "/v1.0/publish/{}/{}",
-            segment(&req.pubsub),
-            req.topic
-                .split('/')
-                .map(segment)
-                .collect::<Vec<_>>()
-                .join("/")
-        );
-        let query: Vec<(String, String)> = req
-            .metadata
-            .iter()
-            .map(|(k, v)| (format!("metadata.{k}"), v.clone()))
-            .collect();
-        let mut request = self
-            .request(reqwest::Method::POST, &path)
-            .query(&query)
-            .header("content-type", &req.content_type);
-        // daprd overwrites the trace fields of an app's CloudEvent with the context of this
-        // request (docs/dapr-contract.md §2.1), so the event's context travels as W3C headers too.
-        for (key, header) in [
-            ("cloudevent.traceparent", "traceparent"),
-            ("cloudevent.tracestate", "tracestate"),
-        ] {
-            if let Some((_, value)) = req.metadata.iter().find(|(k, _)| k == key) {
-                request = request.header(header, value);
+impl SidecarApi for DaprClient {
+    fn publish(&self, req: PublishRequest) -> BoxFuture<'_, Result<(), SidecarError>> {
+        Box::pin(async move {
+            let path = format!(
+                "/v1.0/publish/{}/{}",
+                segment(&req.pubsub),
+                req.topic
+                    .split('/')
+                    .map(segment)
+                    .collect::<Vec<_>>()
+                    .join("/")
+            );
+            let query: Vec<(String, String)> = req
+                .metadata
+                .iter()
+                .map(|(k, v)| (format!("metadata.{k}"), v.clone()))
+                .collect();
+            let mut request = self
+                .request(reqwest::Method::POST, &path)
+                .query(&query)
+                .header("content-type", &req.content_type);
+            // daprd overwrites the trace fields of an app's CloudEvent with the context of this
+            // request (docs/dapr-contract.md §2.1), so the event's context travels as W3C headers too.
+            for (key, header) in [
+                ("cloudevent.traceparent", "traceparent"),
+                ("cloudevent.tracestate", "tracestate"),
+            ] {
+                if let Some((_, value)) = req.metadata.iter().find(|(k, _)| k == key) {
+                    request = request.header(header, value);
+                }
             }
-        }
-        let resp = request.body(req.body).send().await.map_err(transport)?;
-        match resp.status() {
-            s if s.is_success() => Ok(()),
-            s => Err(status_error(
-                s,
-                "publish",
-                resp.text().await.unwrap_or_default(),
-            )),
-        }
+            send(request.body(req.body), "publish").await.map(drop)
+        })
     }
 
-    pub async fn get_state(
-        &self,
-        store: &str,
-        key: &str,
-    ) -> Result<Option<StateEntry>, SidecarError> {
-        let path = format!("/v1.0/state/{}/{}", segment(store), segment(key));
-        let resp = self
-            .request(reqwest::Method::GET, &path)
-            .send()
-            .await
-            .map_err(transport)?;
-        match resp.status() {
-            StatusCode::NO_CONTENT => Ok(None),
-            s if s.is_success() => {
-                let etag = resp
-                    .headers()
-                    .get("etag")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string);
-                let value = resp.bytes().await.map_err(transport)?;
-                Ok(Some(StateEntry { value, etag }))
+    fn get_state<'a>(
+        &'a self,
+        store: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<StateEntry>, SidecarError>> {
+        Box::pin(async move {
+            let path = format!("/v1.0/state/{}/{}", segment(store), segment(key));
+            let resp = send(self.request(reqwest::Method::GET, &path), "state get").await?;
+            if resp.status() == StatusCode::NO_CONTENT {
+                return Ok(None);
             }
-            s => Err(status_error(
-                s,
-                "state get",
-                resp.text().await.unwrap_or_default(),
-            )),
-        }
+            let etag = resp
+                .headers()
+                .get("etag")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let value = resp.bytes().await.map_err(transport)?;
+            Ok(Some(StateEntry { value, etag }))
+        })
     }
 
-    pub async fn save_state(
-        &self,
-        store: &str,
-        key: &str,
+    fn save_state<'a>(
+        &'a self,
+        store: &'a str,
+        key: &'a str,
         value: Bytes,
         concurrency: Concurrency,
         ttl: Option<Duration>,
-    ) -> Result<(), SidecarError> {
-        let value: serde_json::Value = serde_json::from_slice(&value).unwrap_or_else(|_| {
-            serde_json::Value::String(String::from_utf8_lossy(&value).into_owned())
-        });
-        let mut item = json!({"key": key, "value": value});
-        match &concurrency {
-            Concurrency::LastWrite => {}
-            Concurrency::FirstWrite => item["options"] = json!({"concurrency": "first-write"}),
-            Concurrency::IfMatch(etag) => {
-                item["etag"] = json!(etag);
-                item["options"] = json!({"concurrency": "first-write"});
+    ) -> BoxFuture<'a, Result<(), SidecarError>> {
+        Box::pin(async move {
+            let value: serde_json::Value = serde_json::from_slice(&value).unwrap_or_else(|_| {
+                serde_json::Value::String(String::from_utf8_lossy(&value).into_owned())
+            });
+            let mut item = json!({"key": key, "value": value});
+            match &concurrency {
+                Concurrency::LastWrite => {}
+                Concurrency::FirstWrite => item["options"] = json!({"concurrency": "first-write"}),
+                Concurrency::IfMatch(etag) => {
+                    item["etag"] = json!(etag);
+                    item["options"] = json!({"concurrency": "first-write"});
+                }
             }
-        }
-        if let Some(ttl) = ttl {
-            item["metadata"] = json!({"ttlInSeconds": ttl.as_secs().max(1).to_string()});
-        }
-        let path = format!("/v1.0/state/{}", segment(store));
-        let resp = self
-            .request(reqwest::Method::POST, &path)
-            .json(&json!([item]))
-            .send()
-            .await
-            .map_err(transport)?;
-        match resp.status() {
-            s if s.is_success() => Ok(()),
-            StatusCode::CONFLICT => Err(SidecarError::Conflict(
-                resp.text().await.unwrap_or_default(),
-            )),
-            s => Err(status_error(
-                s,
-                "state save",
-                resp.text().await.unwrap_or_default(),
-            )),
-        }
+            if let Some(ttl) = ttl {
+                item["metadata"] = json!({"ttlInSeconds": ttl.as_secs().max(1).to_string()});
+            }
+            let path = format!("/v1.0/state/{}", segment(store));
+            let req = self
+                .request(reqwest::Method::POST, &path)
+                .json(&json!([item]));
+            send(req, "state save").await.map(drop)
+        })
     }
-}
 
-impl DaprClient {
-    pub async fn delete_state(
-        &self,
-        store: &str,
-        key: &str,
+    fn delete_state<'a>(
+        &'a self,
+        store: &'a str,
+        key: &'a str,
         etag: Option<String>,
-    ) -> Result<(), SidecarError> {
-        let path = format!("/v1.0/state/{}/{}", segment(store), segment(key));
-        let mut req = self.request(reqwest::Method::DELETE, &path);
-        if let Some(etag) = etag {
-            req = req
-                .header("if-match", etag)
-                .query(&[("concurrency", "first-write")]);
-        }
-        let resp = req.send().await.map_err(transport)?;
-        match resp.status() {
-            s if s.is_success() => Ok(()),
-            s => Err(status_error(
-                s,
-                "state delete",
-                resp.text().await.unwrap_or_default(),
-            )),
-        }
+    ) -> BoxFuture<'a, Result<(), SidecarError>> {
+        Box::pin(async move {
+            let path = format!("/v1.0/state/{}/{}", segment(store), segment(key));
+            let mut req = self.request(reqwest::Method::DELETE, &path);
+            if let Some(etag) = etag {
+                req = req
+                    .header("if-match", etag)
+                    .query(&[("concurrency", "first-write")]);
+            }
+            send(req, "state delete").await.map(drop)
+        })
     }
 
     /// `POST /v1.0-alpha1/jobs/{name}`: the path every daprd with the Jobs API serves (1.14 and
     /// later; 1.16 adds `/v1.0/jobs`, and keeps this one).
-    pub async fn schedule_job(
-        &self,
-        name: &str,
+    fn schedule_job<'a>(
+        &'a self,
+        name: &'a str,
         due_in: Duration,
         data: Bytes,
-    ) -> Result<(), SidecarError> {
-        let data: serde_json::Value =
-            serde_json::from_slice(&data).unwrap_or(serde_json::Value::Null);
-        let body = json!({
-            "dueTime": format!("{}ms", due_in.as_millis().max(1)),
-            "data": data,
-            "overwrite": true,
-        });
-        let path = format!("/v1.0-alpha1/jobs/{}", segment(name));
-        let resp = self
-            .request(reqwest::Method::POST, &path)
-            .json(&body)
-            .send()
-            .await
-            .map_err(transport)?;
-        match resp.status() {
-            s if s.is_success() => Ok(()),
-            s => Err(status_error(
-                s,
-                "job schedule",
-                resp.text().await.unwrap_or_default(),
-            )),
-        }
+    ) -> BoxFuture<'a, Result<(), SidecarError>> {
+        Box::pin(async move {
+            let data: serde_json::Value =
+                serde_json::from_slice(&data).unwrap_or(serde_json::Value::Null);
+            let body = json!({
+                "dueTime": format!("{}ms", due_in.as_millis().max(1)),
+                "data": data,
+                "overwrite": true,
+            });
+            let path = format!("/v1.0-alpha1/jobs/{}", segment(name));
+            let req = self.request(reqwest::Method::POST, &path).json(&body);
+            send(req, "job schedule").await.map(drop)
+        })
     }
 
-    pub async fn delete_job(&self, name: &str) -> Result<(), SidecarError> {
-        let path = format!("/v1.0-alpha1/jobs/{}", segment(name));
-        let resp = self
-            .request(reqwest::Method::DELETE, &path)
-            .send()
-            .await
-            .map_err(transport)?;
-        match resp.status() {
-            s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
-            s => Err(status_error(
-                s,
-                "job delete",
-                resp.text().await.unwrap_or_default(),
-            )),
-        }
+    fn delete_job<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), SidecarError>> {
+        Box::pin(async move {
+            let path = format!("/v1.0-alpha1/jobs/{}", segment(name));
+            let req = self.request(reqwest::Method::DELETE, &path);
+            let resp = req.send().await.map_err(transport)?;
+            if resp.status() == StatusCode::NOT_FOUND {
+                return Ok(());
+            }
+            answered(resp, "job delete").await.map(drop)
+        })
     }
 }
 
@@ -250,76 +205,31 @@ fn segment(s: &str) -> String {
     out
 }
 
-fn transport(e: reqwest::Error) -> SidecarError {
-    SidecarError::Unavailable(format!("daprd did not answer: {e}"))
+/// Sends `req`; a 2xx answer is returned, any other is classed by [`SidecarError::from_status`].
+async fn send(req: reqwest::RequestBuilder, what: &str) -> Result<reqwest::Response, SidecarError> {
+    answered(req.send().await.map_err(transport)?, what).await
 }
 
-fn status_error(status: StatusCode, what: &str, body: String) -> SidecarError {
-    let body: String = body.chars().take(512).collect();
-    SidecarError::from_status(
+async fn answered(resp: reqwest::Response, what: &str) -> Result<reqwest::Response, SidecarError> {
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(resp);
+    }
+    let body: String = resp
+        .text()
+        .await
+        .unwrap_or_default()
+        .chars()
+        .take(512)
+        .collect();
+    Err(SidecarError::from_status(
         status.as_u16(),
         format!("{what}: daprd answered {status}: {body}"),
-    )
+    ))
 }
 
-impl crate::sidecar::SidecarApi for DaprClient {
-    fn publish(
-        &self,
-        req: PublishRequest,
-    ) -> crate::sidecar::BoxFuture<'_, Result<(), SidecarError>> {
-        Box::pin(DaprClient::publish(self, req))
-    }
-
-    fn get_state<'a>(
-        &'a self,
-        store: &'a str,
-        key: &'a str,
-    ) -> crate::sidecar::BoxFuture<'a, Result<Option<StateEntry>, SidecarError>> {
-        Box::pin(DaprClient::get_state(self, store, key))
-    }
-
-    fn save_state<'a>(
-        &'a self,
-        store: &'a str,
-        key: &'a str,
-        value: Bytes,
-        concurrency: Concurrency,
-        ttl: Option<Duration>,
-    ) -> crate::sidecar::BoxFuture<'a, Result<(), SidecarError>> {
-        Box::pin(DaprClient::save_state(
-            self,
-            store,
-            key,
-            value,
-            concurrency,
-            ttl,
-        ))
-    }
-
-    fn delete_state<'a>(
-        &'a self,
-        store: &'a str,
-        key: &'a str,
-        etag: Option<String>,
-    ) -> crate::sidecar::BoxFuture<'a, Result<(), SidecarError>> {
-        Box::pin(DaprClient::delete_state(self, store, key, etag))
-    }
-
-    fn schedule_job<'a>(
-        &'a self,
-        name: &'a str,
-        due_in: Duration,
-        data: Bytes,
-    ) -> crate::sidecar::BoxFuture<'a, Result<(), SidecarError>> {
-        Box::pin(DaprClient::schedule_job(self, name, due_in, data))
-    }
-
-    fn delete_job<'a>(
-        &'a self,
-        name: &'a str,
-    ) -> crate::sidecar::BoxFuture<'a, Result<(), SidecarError>> {
-        Box::pin(DaprClient::delete_job(self, name))
-    }
+fn transport(e: reqwest::Error) -> SidecarError {
+    SidecarError::Unavailable(format!("daprd did not answer: {e}"))
 }
 
 #[cfg(test)]

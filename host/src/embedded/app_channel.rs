@@ -19,6 +19,8 @@ use axum::http::{Request, StatusCode};
 use bytes::Bytes;
 use tower::ServiceExt as _;
 
+use super::staging::Staging;
+
 /// Largest app answer read; daprd reads whole bodies, this only guards memory.
 const MAX_RESPONSE: usize = 16 << 20;
 
@@ -144,8 +146,10 @@ impl AppChannel {
 /// retried) rather than the end of the partition's consumer.
 async fn call_in_process(app: &Router, req: Request<Body>) -> Result<(StatusCode, Bytes), String> {
     let app = app.clone();
+    // The handler runs in its own task (a panic stays there), inside the delivery's staging.
+    let staging = Staging::current();
     let task = tokio::spawn(async move {
-        let resp = match app.oneshot(req).await {
+        let resp = match Staging::scope(staging, app.oneshot(req)).await {
             Ok(r) => r,
             Err(never) => match never {},
         };

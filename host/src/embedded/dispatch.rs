@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use super::Embedded;
 use super::deliver::{self, Verdict};
 use super::error::StoreError;
+use super::staging::Staging;
 use super::store::Record;
 use super::subscribe::{self, Subscription};
 
@@ -214,12 +215,22 @@ impl Consumer {
         let mut backoff = self.backoff();
         let mut attempt = 1u32;
         loop {
+            // The in-process host's writes for this delivery commit with its position
+            // (staging.rs); an app over HTTP writes through the API, as daprd's apps do.
+            let staging = matches!(self.app, AppChannel::InProcess(_)).then(Staging::default);
             let verdict = match deliver::prepare(&self.sub, rec, chrono::Utc::now()) {
-                Ok(p) => deliver::deliver(&self.app, &self.sub, &p, &headers, self.partition).await,
+                Ok(p) => {
+                    let delivery =
+                        deliver::deliver(&self.app, &self.sub, &p, &headers, self.partition);
+                    Staging::scope(staging.clone(), delivery).await
+                }
                 Err(v) => v,
             };
             let settled = match verdict {
-                Verdict::Ack => self.settle(offset + 1, Vec::new()).await,
+                Verdict::Ack => match staging {
+                    Some(staging) => self.commit_staged(offset + 1, staging).await,
+                    None => self.settle(offset + 1, Vec::new()).await,
+                },
                 Verdict::Drop(why) => {
                     self.settle(offset + 1, vec![(offset, rec.clone(), why)])
                         .await
@@ -307,6 +318,39 @@ impl Consumer {
                 let wait = self.e.config().redelivery_backoff.max(FIRST_BACKOFF);
                 tracing::error!(topic = %sub.topic, partition = self.partition,
                     "embedded sidecar: could not commit a delivery outcome ({err}); redelivering in {wait:?}");
+                Err(wait)
+            }
+        }
+    }
+
+    /// Commits what the delivery staged together with `next` (staging.rs). `Err(wait)`: it did
+    /// not commit (storage failed, or a staged key changed meanwhile): deliver again.
+    async fn commit_staged(&self, next: u64, staging: Staging) -> Result<(), Duration> {
+        let staged = staging.take();
+        let (group, topic, p) = (
+            self.e.config().app_id.clone(),
+            self.sub.topic.clone(),
+            self.partition,
+        );
+        let has_jobs = !staged.jobs.is_empty();
+        let result = self
+            .e
+            .blocking(move |s| s.commit_delivery((&group, &topic, p, next), &staged))
+            .await;
+        match result {
+            Ok(appended) => {
+                for (topic, offset) in appended {
+                    self.e.notify(&topic, offset);
+                }
+                if has_jobs {
+                    self.e.wake_scheduler();
+                }
+                Ok(())
+            }
+            Err(err) => {
+                let wait = self.e.config().redelivery_backoff.max(FIRST_BACKOFF);
+                tracing::warn!(topic = %self.sub.topic, partition = self.partition,
+                    "embedded sidecar: the delivery's writes did not commit ({err}); redelivering in {wait:?}");
                 Err(wait)
             }
         }

@@ -59,6 +59,10 @@ pub enum StoreError {
     Corrupt { what: String, detail: String },
     #[error("embedded store: the blocking storage task failed: {0}")]
     Task(String),
+    #[error(
+        "embedded store: state key {key:?} changed outside the delivery that staged it; the message is delivered again"
+    )]
+    Raced { key: String },
 }
 
 macro_rules! redb_into_store_error {

@@ -156,24 +156,9 @@ impl Store {
     /// Stores `job`; `Ok(false)` when the name is taken and `overwrite` is false.
     pub(super) fn put_job(&self, job: &Job, overwrite: bool) -> Result<bool, StoreError> {
         let tx = self.db.begin_write()?;
-        {
-            let mut jobs = tx.open_table(JOBS)?;
-            let mut due = tx.open_table(JOBS_DUE)?;
-            let old: Option<Job> = jobs
-                .get(job.name.as_str())?
-                .and_then(|v| serde_json::from_slice(v.value()).ok());
-            if let Some(old) = old {
-                if !overwrite {
-                    return Ok(false);
-                }
-                due.remove((old.due_at_ms, old.name.as_str()))?;
-            }
-            let bytes = serde_json::to_vec(job).expect("a job serializes");
-            jobs.insert(job.name.as_str(), bytes.as_slice())?;
-            due.insert((job.due_at_ms, job.name.as_str()), ())?;
-        }
+        let stored = put_job_in(&tx, job, overwrite)?;
         tx.commit()?;
-        Ok(true)
+        Ok(stored)
     }
 
     pub(super) fn get_job(&self, name: &str) -> Result<Option<Job>, StoreError> {
@@ -187,17 +172,7 @@ impl Store {
     /// Removes `name`; whether it existed.
     pub(super) fn delete_job(&self, name: &str) -> Result<bool, StoreError> {
         let tx = self.db.begin_write()?;
-        let existed = {
-            let mut jobs = tx.open_table(JOBS)?;
-            let mut due = tx.open_table(JOBS_DUE)?;
-            let old: Option<Job> = jobs
-                .remove(name)?
-                .and_then(|v| serde_json::from_slice(v.value()).ok());
-            if let Some(old) = &old {
-                due.remove((old.due_at_ms, old.name.as_str()))?;
-            }
-            old.is_some()
-        };
+        let existed = delete_job_in(&tx, name)?;
         tx.commit()?;
         Ok(existed)
     }
@@ -310,6 +285,42 @@ async fn delete_job(State(e): State<Embedded>, Path(name): Path<String>) -> Resp
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(err) => ApiError::storage("ERR_DELETE_JOB", err).into_response(),
     }
+}
+
+/// Stores `job` inside `tx`; `Ok(false)` when the name is taken and `overwrite` is false.
+pub(super) fn put_job_in(
+    tx: &redb::WriteTransaction,
+    job: &Job,
+    overwrite: bool,
+) -> Result<bool, StoreError> {
+    let mut jobs = tx.open_table(JOBS)?;
+    let mut due = tx.open_table(JOBS_DUE)?;
+    let old: Option<Job> = jobs
+        .get(job.name.as_str())?
+        .and_then(|v| serde_json::from_slice(v.value()).ok());
+    if let Some(old) = old {
+        if !overwrite {
+            return Ok(false);
+        }
+        due.remove((old.due_at_ms, old.name.as_str()))?;
+    }
+    let bytes = serde_json::to_vec(job).expect("a job serializes");
+    jobs.insert(job.name.as_str(), bytes.as_slice())?;
+    due.insert((job.due_at_ms, job.name.as_str()), ())?;
+    Ok(true)
+}
+
+/// Removes `name` inside `tx`; whether it existed.
+pub(super) fn delete_job_in(tx: &redb::WriteTransaction, name: &str) -> Result<bool, StoreError> {
+    let mut jobs = tx.open_table(JOBS)?;
+    let mut due = tx.open_table(JOBS_DUE)?;
+    let old: Option<Job> = jobs
+        .remove(name)?
+        .and_then(|v| serde_json::from_slice(v.value()).ok());
+    if let Some(old) = &old {
+        due.remove((old.due_at_ms, old.name.as_str()))?;
+    }
+    Ok(old.is_some())
 }
 
 #[cfg(test)]

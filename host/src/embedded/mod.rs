@@ -52,6 +52,7 @@ mod go_decode;
 mod jobs;
 mod retention;
 mod scheduler;
+mod staging;
 mod state;
 mod store;
 mod subscribe;
@@ -68,11 +69,14 @@ use bytes::Bytes;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::sidecar::{Concurrency, PublishRequest, SidecarError, StateEntry};
+use crate::sidecar::{
+    BoxFuture, Concurrency, PublishRequest, SidecarApi, SidecarError, StateEntry,
+};
 pub use app_channel::{AppChannel, HttpApp};
 use envelope::{Envelope, Metadata};
 pub use error::EmbeddedError;
 use error::{ApiError, StoreError};
+use staging::{StageRefusal, StagedJob, Staging};
 use state::{SaveOp, StateOp};
 use store::{Record, Store};
 use subscribe::Subscription;
@@ -174,101 +178,6 @@ impl Embedded {
 
     pub fn config(&self) -> &EmbeddedConfig {
         &self.inner.cfg
-    }
-
-    /// Publishes like `POST /v1.0/publish/{pubsub}/{topic}`; returns once the record is durable.
-    pub async fn publish(&self, req: PublishRequest) -> Result<(), SidecarError> {
-        let md = Metadata::from_pairs(req.metadata);
-        self.publish_record(&req.pubsub, &req.topic, &req.content_type, &req.body, md)
-            .await
-            .map(drop)
-            .map_err(ApiError::into_sidecar)
-    }
-
-    pub async fn get_state(
-        &self,
-        store: &str,
-        key: &str,
-    ) -> Result<Option<StateEntry>, SidecarError> {
-        let found = self
-            .state_get(store, key)
-            .await
-            .map_err(ApiError::into_sidecar)?;
-        Ok(found.map(|(etag, value)| StateEntry {
-            value: Bytes::from(value),
-            etag: Some(etag.to_string()),
-        }))
-    }
-
-    /// Saves one key. `FirstWrite` on an existing key is a [`SidecarError::Conflict`].
-    pub async fn save_state(
-        &self,
-        store: &str,
-        key: &str,
-        value: Bytes,
-        concurrency: Concurrency,
-        ttl: Option<Duration>,
-    ) -> Result<(), SidecarError> {
-        let (etag, first_write) = match concurrency {
-            Concurrency::LastWrite => (None, false),
-            Concurrency::FirstWrite => (None, true),
-            Concurrency::IfMatch(etag) => (Some(etag), true),
-        };
-        let op = StateOp::Upsert(SaveOp {
-            key: key.to_string(),
-            value: value.to_vec(),
-            etag,
-            first_write,
-            ttl_secs: ttl.map(|t| t.as_secs()),
-        });
-        self.state_apply(store, vec![op], "ERR_STATE_SAVE")
-            .await
-            .map_err(ApiError::into_sidecar)
-    }
-
-    /// Deletes one key, only at `etag` when given.
-    pub async fn delete_state(
-        &self,
-        store: &str,
-        key: &str,
-        etag: Option<String>,
-    ) -> Result<(), SidecarError> {
-        let op = StateOp::Delete {
-            key: key.to_string(),
-            etag,
-        };
-        self.state_apply(store, vec![op], "ERR_STATE_DELETE")
-            .await
-            .map_err(ApiError::into_sidecar)
-    }
-
-    /// Schedules (or replaces) a one-shot job, as `POST /v1.0/jobs/{name}` with `overwrite`.
-    pub async fn schedule_job(
-        &self,
-        name: &str,
-        due_in: Duration,
-        data: Bytes,
-    ) -> Result<(), SidecarError> {
-        let body = serde_json::json!({
-            "dueTime": format!("{}ms", due_in.as_millis().max(1)),
-            "data": serde_json::from_slice::<serde_json::Value>(&data).unwrap_or(serde_json::Value::Null),
-            "overwrite": true,
-        });
-        let (job, _) = jobs::parse_request(name, body.to_string().as_bytes(), chrono::Utc::now())
-            .map_err(ApiError::into_sidecar)?;
-        self.blocking(move |s| s.put_job(&job, true))
-            .await
-            .map_err(|e| ApiError::storage("ERR_SCHEDULE_JOB", e).into_sidecar())?;
-        self.wake_scheduler();
-        Ok(())
-    }
-
-    pub async fn delete_job(&self, name: &str) -> Result<(), SidecarError> {
-        let name = name.to_string();
-        self.blocking(move |s| s.delete_job(&name))
-            .await
-            .map(drop)
-            .map_err(|e| ApiError::storage("ERR_DELETE_JOB", e).into_sidecar())
     }
 
     /// The sidecar API (publish, state, health, `/v1.0-embedded/topics`), to merge into the
@@ -509,20 +418,95 @@ fn check_key(key: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-impl crate::sidecar::SidecarApi for Embedded {
-    fn publish(
+impl Embedded {
+    /// A state write of the delivery `staging` belongs to: checked as the store would (etag,
+    /// first-write) against the staged and stored state, kept until the delivery commits.
+    async fn stage_state(
         &self,
-        req: PublishRequest,
-    ) -> crate::sidecar::BoxFuture<'_, Result<(), SidecarError>> {
-        Box::pin(Embedded::publish(self, req))
+        staging: &Staging,
+        store: &str,
+        op: StateOp,
+    ) -> Result<(), SidecarError> {
+        let key = op.key().to_string();
+        let stored = match staging.get(store, &key) {
+            Some(_) => None, // already staged: its base was read then
+            None => self
+                .state_get(store, &key)
+                .await
+                .map_err(ApiError::into_sidecar)?
+                .map(|(version, _)| version),
+        };
+        let (value, etag, first_write) = match op {
+            StateOp::Upsert(op) => {
+                let first_write = op.first_write && op.etag.is_none();
+                (Some((op.value, op.ttl_secs)), op.etag, first_write)
+            }
+            StateOp::Delete { etag, .. } => (None, etag, false),
+        };
+        let etag = match etag.map(|e| e.parse::<u64>().map_err(|_| e)) {
+            None => None,
+            Some(Ok(n)) => Some(n),
+            Some(Err(e)) => {
+                let why =
+                    format!("invalid etag {e:?} for key {key:?}: etags of this store are numbers");
+                return Err(SidecarError::Refused(why));
+            }
+        };
+        staging
+            .write(store, &key, value, etag, first_write, || stored)
+            .map_err(|refusal| {
+                let why = match refusal {
+                    StageRefusal::EtagMismatch => {
+                        format!("etag {etag:?} does not match key {key:?}")
+                    }
+                    StageRefusal::Exists => {
+                        format!("key {key:?} exists and the write asked for first-write")
+                    }
+                };
+                SidecarError::Conflict(why)
+            })
+    }
+}
+
+impl SidecarApi for Embedded {
+    /// Returns once the record is durable.
+    fn publish(&self, req: PublishRequest) -> BoxFuture<'_, Result<(), SidecarError>> {
+        Box::pin(async move {
+            let md = Metadata::from_pairs(req.metadata);
+            if let Some(staging) = Staging::current() {
+                let staged = self.check_pubsub(&req.pubsub, &req.topic).and_then(|()| {
+                    self.prepare_record(&req.pubsub, &req.topic, &req.content_type, &req.body, md)
+                });
+                return staged
+                    .map(|rec| staging.publish(&req.topic, rec))
+                    .map_err(ApiError::into_sidecar);
+            }
+            self.publish_record(&req.pubsub, &req.topic, &req.content_type, &req.body, md)
+                .await
+                .map(drop)
+                .map_err(ApiError::into_sidecar)
+        })
     }
 
     fn get_state<'a>(
         &'a self,
         store: &'a str,
         key: &'a str,
-    ) -> crate::sidecar::BoxFuture<'a, Result<Option<StateEntry>, SidecarError>> {
-        Box::pin(Embedded::get_state(self, store, key))
+    ) -> BoxFuture<'a, Result<Option<StateEntry>, SidecarError>> {
+        Box::pin(async move {
+            let staged = Staging::current().and_then(|s| s.get(store, key));
+            let found = match staged {
+                Some(found) => found,
+                None => self
+                    .state_get(store, key)
+                    .await
+                    .map_err(ApiError::into_sidecar)?,
+            };
+            Ok(found.map(|(etag, value)| StateEntry {
+                value: Bytes::from(value),
+                etag: Some(etag.to_string()),
+            }))
+        })
     }
 
     fn save_state<'a>(
@@ -532,15 +516,27 @@ impl crate::sidecar::SidecarApi for Embedded {
         value: Bytes,
         concurrency: Concurrency,
         ttl: Option<Duration>,
-    ) -> crate::sidecar::BoxFuture<'a, Result<(), SidecarError>> {
-        Box::pin(Embedded::save_state(
-            self,
-            store,
-            key,
-            value,
-            concurrency,
-            ttl,
-        ))
+    ) -> BoxFuture<'a, Result<(), SidecarError>> {
+        let (etag, first_write) = match concurrency {
+            Concurrency::LastWrite => (None, false),
+            Concurrency::FirstWrite => (None, true),
+            Concurrency::IfMatch(etag) => (Some(etag), true),
+        };
+        let op = StateOp::Upsert(SaveOp {
+            key: key.to_string(),
+            value: value.to_vec(),
+            etag,
+            first_write,
+            ttl_secs: ttl.map(|t| t.as_secs()),
+        });
+        Box::pin(async move {
+            if let Some(staging) = Staging::current() {
+                return self.stage_state(&staging, store, op).await;
+            }
+            self.state_apply(store, vec![op], "ERR_STATE_SAVE")
+                .await
+                .map_err(ApiError::into_sidecar)
+        })
     }
 
     fn delete_state<'a>(
@@ -548,24 +544,61 @@ impl crate::sidecar::SidecarApi for Embedded {
         store: &'a str,
         key: &'a str,
         etag: Option<String>,
-    ) -> crate::sidecar::BoxFuture<'a, Result<(), SidecarError>> {
-        Box::pin(Embedded::delete_state(self, store, key, etag))
+    ) -> BoxFuture<'a, Result<(), SidecarError>> {
+        let op = StateOp::Delete {
+            key: key.to_string(),
+            etag,
+        };
+        Box::pin(async move {
+            if let Some(staging) = Staging::current() {
+                return self.stage_state(&staging, store, op).await;
+            }
+            self.state_apply(store, vec![op], "ERR_STATE_DELETE")
+                .await
+                .map_err(ApiError::into_sidecar)
+        })
     }
 
+    /// A one-shot job, as `POST /v1.0/jobs/{name}` with `overwrite`.
     fn schedule_job<'a>(
         &'a self,
         name: &'a str,
         due_in: Duration,
         data: Bytes,
-    ) -> crate::sidecar::BoxFuture<'a, Result<(), SidecarError>> {
-        Box::pin(Embedded::schedule_job(self, name, due_in, data))
+    ) -> BoxFuture<'a, Result<(), SidecarError>> {
+        Box::pin(async move {
+            let body = serde_json::json!({
+                "dueTime": format!("{}ms", due_in.as_millis().max(1)),
+                "data": serde_json::from_slice::<serde_json::Value>(&data).unwrap_or(serde_json::Value::Null),
+                "overwrite": true,
+            });
+            let (job, _) =
+                jobs::parse_request(name, body.to_string().as_bytes(), chrono::Utc::now())
+                    .map_err(ApiError::into_sidecar)?;
+            if let Some(staging) = Staging::current() {
+                staging.job(StagedJob::Put(job));
+                return Ok(());
+            }
+            self.blocking(move |s| s.put_job(&job, true))
+                .await
+                .map_err(|e| ApiError::storage("ERR_SCHEDULE_JOB", e).into_sidecar())?;
+            self.wake_scheduler();
+            Ok(())
+        })
     }
 
-    fn delete_job<'a>(
-        &'a self,
-        name: &'a str,
-    ) -> crate::sidecar::BoxFuture<'a, Result<(), SidecarError>> {
-        Box::pin(Embedded::delete_job(self, name))
+    fn delete_job<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), SidecarError>> {
+        let name = name.to_string();
+        Box::pin(async move {
+            if let Some(staging) = Staging::current() {
+                staging.job(StagedJob::Delete(name));
+                return Ok(());
+            }
+            self.blocking(move |s| s.delete_job(&name))
+                .await
+                .map(drop)
+                .map_err(|e| ApiError::storage("ERR_DELETE_JOB", e).into_sidecar())
+        })
     }
 }
 
@@ -573,3 +606,5 @@ impl crate::sidecar::SidecarApi for Embedded {
 mod tests;
 #[cfg(test)]
 mod tests_delivery;
+#[cfg(test)]
+mod tests_staging;

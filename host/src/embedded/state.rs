@@ -104,13 +104,13 @@ impl StateError {
     }
 }
 
-fn split(stored: &[u8]) -> (u64, Vec<u8>) {
+pub(super) fn split(stored: &[u8]) -> (u64, Vec<u8>) {
     let (etag, value) = stored.split_at(8.min(stored.len()));
     let etag = etag.try_into().map(u64::from_le_bytes).unwrap_or(0);
     (etag, value.to_vec())
 }
 
-fn join(etag: u64, value: &[u8]) -> Vec<u8> {
+pub(super) fn join(etag: u64, value: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(8 + value.len());
     out.extend_from_slice(&etag.to_le_bytes());
     out.extend_from_slice(value);

@@ -299,7 +299,11 @@ impl Store {
     }
 }
 
-fn append_in(tx: &redb::WriteTransaction, topic: &str, rec: &Record) -> Result<u64, StoreError> {
+pub(super) fn append_in(
+    tx: &redb::WriteTransaction,
+    topic: &str,
+    rec: &Record,
+) -> Result<u64, StoreError> {
     let mut next = tx.open_table(NEXT)?;
     let offset = next.get(topic)?.map_or(0, |v| v.value());
     next.insert(topic, offset + 1)?;

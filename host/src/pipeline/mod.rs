@@ -15,6 +15,9 @@
 //! refuses (undeclared effects, limits, a partition key other than the input's `user_id`,
 //! `routing.rs`); a request the sidecar refuses for good (a record too large, a 4xx).
 //!
+//! Timers a `done` outcome sets or cancels (reminders) are checked like its emits, recorded
+//! with them, and applied after they are published (`timers.rs`).
+//!
 //! Plugin `retry` verdicts and plugin failures (trap, deadline, memory) are retried after the
 //! delays of the event type's retry policy, each on the then-current generation (a swap may fix
 //! it): a short delay in place, a longer one parked durably (`parking.rs`); when the delays are
@@ -30,6 +33,7 @@ use crate::dapr::Status;
 use crate::dapr::envelope::Incoming;
 use crate::dead_letter::DeadLetterReason;
 use crate::metrics::Metrics;
+use crate::plugin::bindings::timed::TimedOutcome;
 use crate::plugin::bindings::{Delivery, Outcome, Subscription};
 use crate::plugin::{Generation, Registry};
 use crate::sidecar::Sidecar;
@@ -38,8 +42,10 @@ mod dead_letter;
 pub(crate) mod dead_letter_log;
 mod outcome;
 mod parking;
+mod recorded;
 mod routing;
 mod sidecar_calls;
+mod timers;
 
 use routing::Routing;
 
@@ -85,6 +91,7 @@ impl Pipeline {
         if let Some(trace) = &incoming.trace {
             span.record("traceparent", trace.traceparent.as_str());
         }
+        crate::telemetry::continue_trace(&span, incoming.trace.as_ref());
         let status = self.process_inner(sub, incoming).instrument(span).await;
         self.metrics.delivery(&sub.topic, status);
         status
@@ -149,11 +156,16 @@ impl Pipeline {
             let reason = match answer {
                 // Declared effects only (plugin/effects.rs): an emit the host refuses
                 // dead-letters the whole delivery with the reason; nothing is published.
-                Ok(Outcome::Done(handled)) => {
-                    let refused = match generation.plugin.effects.check(sub, &handled.emits) {
+                Ok(TimedOutcome {
+                    outcome: Outcome::Done(handled),
+                    timers: changes,
+                }) => {
+                    let policy = &generation.plugin.effects;
+                    let refused = match policy.check(sub, &handled.emits) {
                         Err(refused) => Some(refused.problem()),
                         Ok(()) => routing.foreign_key(&handled.emits),
-                    };
+                    }
+                    .or_else(|| timers::refused(policy, sub, routing, &changes));
                     let status = match refused {
                         Some(problem) => {
                             let reason = DeadLetterReason::EffectRefused;
@@ -168,20 +180,26 @@ impl Pipeline {
                             .await
                         }
                         None => {
-                            self.finish(sub, incoming, &generation, handled, attempt)
+                            self.finish(sub, incoming, &generation, handled, &changes, attempt)
                                 .await
                         }
                     };
                     return Step::Finished(status);
                 }
-                Ok(Outcome::Reject(problems)) => {
+                Ok(TimedOutcome {
+                    outcome: Outcome::Reject(problems),
+                    ..
+                }) => {
                     let reason = DeadLetterReason::Rejected;
                     return Step::Finished(
                         self.dead_letter(sub, incoming, &generation, reason, problems, attempt)
                             .await,
                     );
                 }
-                Ok(Outcome::Retry(problem)) => format!(
+                Ok(TimedOutcome {
+                    outcome: Outcome::Retry(problem),
+                    ..
+                }) => format!(
                     "the plugin asked to retry: {}: {}",
                     problem.code, problem.message
                 ),

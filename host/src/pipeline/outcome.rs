@@ -8,7 +8,8 @@
 //! - `pending`: saved first-write with every emit's exact CloudEvent bytes, before anything is
 //!   published. A redelivery (after a crash, a rebalance, or a plugin swap that would now answer
 //!   differently) republishes exactly these bytes with these ids, never a second version.
-//! - `done`: overwritten once every emit is published; a redelivery then publishes nothing.
+//! - `done`: overwritten once every emit is published and every timer change applied
+//!   (`timers.rs`); a redelivery then publishes nothing.
 //!
 //! Every record carries a TTL (`--record-ttl-secs`, 7 days by default; daprd's
 //! `ttlInSeconds`), so they do not pile up forever. A record written by an older host (no `state`
@@ -19,56 +20,24 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use super::Pipeline;
 use super::dead_letter::host_problem;
+use super::recorded::{RecordedEmit, publish_metadata, recorded, state_key};
+use super::timers::RecordedTimer;
 use crate::dapr::Status;
 use crate::dapr::envelope::Incoming;
 use crate::dead_letter::DeadLetterReason;
 use crate::plugin::Generation;
-use crate::plugin::bindings::{Emit, Handled, Subscription};
+use crate::plugin::bindings::timed::TimerChange;
+use crate::plugin::bindings::{Handled, Subscription};
 use crate::sidecar::{Concurrency, PublishRequest, SidecarError, StateEntry};
-use crate::trace_context::TraceContext;
-
-/// A dedupe key longer than this, or with other characters, is hashed.
-const MAX_PLAIN_KEY: usize = 200;
-
-/// The state key of a dedupe key; `None` for an empty one (nothing to record).
-pub(super) fn state_key(dedupe_key: &str) -> Option<String> {
-    (!dedupe_key.is_empty()).then(|| format!("processed-{}", key_part(dedupe_key)))
-}
-
-/// `raw` as part of a state key or job name: itself when made of plain characters and short,
-/// else `sha256-<hex>`, so no outside value can make a key the store or the scheduler refuses.
-pub(super) fn key_part(raw: &str) -> String {
-    let plain = !raw.is_empty()
-        && raw.len() <= MAX_PLAIN_KEY
-        && raw
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:@".contains(&b));
-    if plain {
-        raw.to_string()
-    } else {
-        format!("sha256-{}", hex::encode(Sha256::digest(raw.as_bytes())))
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 enum RecordState {
     Pending,
     Done,
-}
-
-/// One emit as it was (or will be) published.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct RecordedEmit {
-    topic: String,
-    key: String,
-    id: String,
-    /// The exact CloudEvent JSON sent to the sidecar.
-    body: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -78,6 +47,8 @@ struct OutcomeRecord {
     at: String,
     #[serde(default)]
     emits: Vec<RecordedEmit>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    timers: Vec<RecordedTimer>,
 }
 
 impl OutcomeRecord {
@@ -98,6 +69,7 @@ impl Pipeline {
         incoming: &Incoming,
         generation: &Generation,
         handled: Handled,
+        timers: &[TimerChange],
         attempt: u32,
     ) -> Status {
         let refused = |why: String| async move {
@@ -117,8 +89,24 @@ impl Pipeline {
             .iter()
             .map(|e| recorded(e, &self.app_id, incoming.trace.as_ref()))
             .collect();
+        let user = super::user_of(&incoming.data).unwrap_or_default();
+        let timers: Vec<RecordedTimer> = timers
+            .iter()
+            .map(|t| match t {
+                TimerChange::Set(t) => RecordedTimer::Set {
+                    user: user.clone(),
+                    name: t.name.clone(),
+                    at: t.at.clone(),
+                    emit: recorded(&t.emit, &self.app_id, incoming.trace.as_ref()),
+                },
+                TimerChange::Cancel(name) => RecordedTimer::Cancel {
+                    user: user.clone(),
+                    name: name.clone(),
+                },
+            })
+            .collect();
         let Some(key) = state_key(&handled.dedupe_key) else {
-            return match self.publish_all(sub, &emits).await {
+            return match self.publish_all(sub, &emits, &timers).await {
                 Published::Refused(why) => refused(why).await,
                 Published::Status(status) => status,
             };
@@ -163,6 +151,7 @@ impl Pipeline {
             plugin: generation.plugin.label().to_string(),
             at: chrono::Utc::now().to_rfc3339(),
             emits,
+            timers,
         };
         let value = Bytes::from(serde_json::to_vec(&record).expect("a record serializes"));
         let what = "saving the outcome record";
@@ -197,7 +186,7 @@ impl Pipeline {
             }
             Err(e) => return self.sidecar_failed(what, e),
         }
-        match self.publish_all(sub, &record.emits).await {
+        match self.publish_all(sub, &record.emits, &record.timers).await {
             Published::Status(Status::Success) => {
                 self.mark_done(&key, &record).await;
                 Status::Success
@@ -216,38 +205,55 @@ impl Pipeline {
         };
         tracing::info!(key, plugin = %record.plugin, emits = record.emits.len(),
             "redelivery of an unfinished outcome; republishing it as first recorded");
-        let published = self.publish_all(sub, &record.emits).await;
+        let published = self.publish_all(sub, &record.emits, &record.timers).await;
         if let Published::Status(Status::Success) = published {
             self.mark_done(key, &record).await;
         }
         published
     }
 
-    async fn publish_all(&self, sub: &Subscription, emits: &[RecordedEmit]) -> Published {
-        for emit in emits {
-            let request = PublishRequest {
-                pubsub: sub.pubsub.clone(),
-                topic: emit.topic.clone(),
-                content_type: "application/cloudevents+json".into(),
-                body: Bytes::from(emit.body.clone()),
-                metadata: publish_metadata(emit),
-            };
-            let what = "publishing an emitted event";
-            match self
-                .with_retries(what, || self.sidecar.publish(request.clone()))
-                .await
-            {
-                Ok(()) => {}
-                Err(SidecarError::Refused(why)) => {
-                    return Published::Refused(format!(
+    /// Publishes `emits`, then applies `timers`.
+    async fn publish_all(
+        &self,
+        sub: &Subscription,
+        emits: &[RecordedEmit],
+        timers: &[RecordedTimer],
+    ) -> Published {
+        let settled = async {
+            for emit in emits {
+                self.publish_one(sub, emit).await.map_err(|e| match e {
+                    SidecarError::Refused(why) => SidecarError::Refused(format!(
                         "publishing event {} to {}: {why}",
                         emit.id, emit.topic
-                    ));
-                }
-                Err(e) => return Published::Status(self.sidecar_failed(what, e)),
+                    )),
+                    e => e,
+                })?;
             }
+            self.apply_timers(sub, timers).await
+        };
+        match settled.await {
+            Ok(()) => Published::Status(Status::Success),
+            Err(SidecarError::Refused(why)) => Published::Refused(why),
+            Err(e) => Published::Status(self.sidecar_failed("publishing the outcome", e)),
         }
-        Published::Status(Status::Success)
+    }
+
+    /// Publishes one recorded emit on `sub`'s pub/sub, absorbing transient failures.
+    pub(super) async fn publish_one(
+        &self,
+        sub: &Subscription,
+        emit: &RecordedEmit,
+    ) -> Result<(), SidecarError> {
+        let request = PublishRequest {
+            pubsub: sub.pubsub.clone(),
+            topic: emit.topic.clone(),
+            content_type: "application/cloudevents+json".into(),
+            body: Bytes::from(emit.body.clone()),
+            metadata: publish_metadata(emit),
+        };
+        let what = "publishing an emitted event";
+        self.with_retries(what, || self.sidecar.publish(request.clone()))
+            .await
     }
 
     /// Best effort: if this write is lost, a redelivery republishes the same bytes.
@@ -288,62 +294,4 @@ enum Published {
     Status(Status),
     /// The sidecar refused an emit for good: the delivery is dead-lettered with this reason.
     Refused(String),
-}
-
-/// The partition key, and the trace context of the recorded bytes as daprd's publish metadata.
-fn publish_metadata(emit: &RecordedEmit) -> Vec<(String, String)> {
-    let mut metadata = vec![("partitionKey".into(), emit.key.clone())];
-    if let Some(trace) = TraceContext::of_body(&emit.body) {
-        metadata.extend(trace.metadata());
-    }
-    metadata
-}
-
-/// The CloudEvent the host publishes for one emit: the plugin's deterministic id and type,
-/// partitioned by the emit's key, in the trace of the delivery that caused it.
-fn recorded(emit: &Emit, app_id: &str, trace: Option<&TraceContext>) -> RecordedEmit {
-    let data: Value =
-        serde_json::from_str(&emit.data).unwrap_or_else(|_| Value::String(emit.data.clone()));
-    let mut event = json!({
-        "specversion": "1.0",
-        "id": emit.id,
-        "source": app_id,
-        "type": emit.kind,
-        "datacontenttype": "application/json",
-        "data": data,
-    });
-    if let Some(trace) = trace {
-        trace.stamp(&mut event);
-    }
-    RecordedEmit {
-        topic: emit.topic.clone(),
-        key: emit.key.clone(),
-        id: emit.id.clone(),
-        body: event.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::state_key;
-    use proptest::prelude::*;
-
-    #[test]
-    fn plain_ids_keep_their_readable_key() {
-        assert_eq!(state_key("evt-1").as_deref(), Some("processed-evt-1"));
-        assert_eq!(state_key(""), None);
-        let hashed = state_key("poison||1").unwrap();
-        assert!(hashed.starts_with("processed-sha256-") && !hashed.contains("||"));
-        assert_ne!(state_key("a||b"), state_key("a||c"));
-    }
-
-    proptest! {
-        #[test]
-        fn no_event_id_makes_an_invalid_key(id in ".{1,300}") {
-            let key = state_key(&id).unwrap();
-            prop_assert!(!key.contains("||"));
-            prop_assert!(key.len() <= 217);
-            prop_assert!(key.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:@".contains(&b)));
-        }
-    }
 }

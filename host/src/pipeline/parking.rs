@@ -111,7 +111,7 @@ fn due_at(delay: Duration) -> i64 {
 
 /// The state key of a user's queue and the name of its job.
 fn names(user: Option<&str>) -> (String, String) {
-    let suffix = user.map_or_else(|| "no-user".to_string(), super::outcome::key_part);
+    let suffix = user.map_or_else(|| "no-user".to_string(), super::recorded::key_part);
     (format!("waiting-{suffix}"), format!("retry-{suffix}"))
 }
 

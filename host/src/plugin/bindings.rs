@@ -23,10 +23,31 @@ pub const EXPECTED_EXPORTS: [&str; 3] = [
 ];
 
 /// The WIT package version this host was built against (see wit/plugin.wit).
-pub const WORLD_VERSION: &str = "1.1.0";
+pub const WORLD_VERSION: &str = "1.2.0";
 
 /// The optional `effects` interface (since 1.1.0) and its one function. `bindgen!` above covers
 /// only the required world, so the host looks this export up by name: wasmtime matches
 /// `@1.1.0` against any semver-compatible `@1.x` export, and a 1.0.0 plugin simply lacks it.
 pub const EFFECTS_EXPORT: &str = "task-events:plugin/effects@1.1.0";
 pub const EFFECTS_PUBLISHES: &str = "publishes";
+
+/// The optional `timers` interface (since 1.2.0), looked up the same way.
+pub const TIMERS_EXPORT: &str = "task-events:plugin/timers@1.2.0";
+
+/// The optional `timers` interface (since 1.2.0), generated from the world that exports it and
+/// sharing the required world's types. The host uses only its `timers` export, looked up per
+/// plugin (`GuestIndices::new` fails for a plugin without it, which then sets no timers).
+pub mod timed {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "timed-event-plugin",
+        with: {
+            "task-events:plugin/types": super::task_events::plugin::types,
+            "task-events:plugin/log": super::task_events::plugin::log,
+        },
+    });
+
+    pub use exports::task_events::plugin::timers::{
+        GuestIndices, TimedOutcome, Timer, TimerChange,
+    };
+}

@@ -15,9 +15,10 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Instance};
 use wasmtime::{Store, Trap};
 
+use super::bindings::timed::{self, TimedOutcome};
 use super::bindings::{
     Delivery, EFFECTS_EXPORT, EFFECTS_PUBLISHES, EXPECTED_EXPORTS, EventPlugin, EventPluginPre,
-    GoldenCase, Manifest, Outcome, WORLD_VERSION,
+    GoldenCase, Manifest, Outcome, TIMERS_EXPORT, WORLD_VERSION,
 };
 use super::effects::{EffectPolicy, ManifestViolation};
 use super::runtime::Runtime;
@@ -78,6 +79,8 @@ pub struct Plugin {
     pub effects: EffectPolicy,
     label: Arc<str>,
     pre: EventPluginPre<Sandbox>,
+    /// The `timers` export (1.2.0), when the plugin has it.
+    timers: Option<timed::GuestIndices>,
     runtime: Runtime,
 }
 
@@ -112,6 +115,17 @@ impl Plugin {
             .linker()
             .instantiate_pre(&component)
             .map_err(|e| LoadError::WorldMismatch(format!("{e:#}")))?;
+        // Without the export the plugin sets no timers; with a mismatched one it is refused.
+        let timers = match instance_pre
+            .component()
+            .get_export_index(None, TIMERS_EXPORT)
+        {
+            None => None,
+            Some(_) => Some(
+                timed::GuestIndices::new(&instance_pre)
+                    .map_err(|e| LoadError::WorldMismatch(format!("{e:#}")))?,
+            ),
+        };
         let pre = EventPluginPre::new(instance_pre)
             .map_err(|e| LoadError::WorldMismatch(format!("{e:#}")))?;
         let mut plugin = Plugin {
@@ -128,6 +142,7 @@ impl Plugin {
             },
             effects: EffectPolicy::nothing(runtime.limits().effects),
             pre,
+            timers,
             runtime: runtime.clone(),
         };
         let manifest = plugin.manifest_call().map_err(LoadError::Manifest)?;
@@ -156,6 +171,23 @@ impl Plugin {
             plugin
                 .task_events_plugin_handler()
                 .call_handle(store, delivery)
+        })
+    }
+
+    /// Handles one delivery on a fresh instance through `timers.handle` when the plugin
+    /// exports it, else `handler.handle` with no timer changes.
+    pub fn handle_timed(&self, delivery: &Delivery) -> Result<TimedOutcome, CallError> {
+        let Some(timers) = &self.timers else {
+            let outcome = self.handle(delivery)?;
+            return Ok(TimedOutcome {
+                outcome,
+                timers: Vec::new(),
+            });
+        };
+        self.call_instance(|instance, store| {
+            timers
+                .load(&mut *store, instance)?
+                .call_handle(&mut *store, delivery)
         })
     }
 

@@ -22,7 +22,8 @@ use std::sync::{Arc, Mutex};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use chrono::{DateTime, Utc};
 
-use super::bindings::{Delivery, Outcome};
+use super::bindings::Delivery;
+use super::bindings::timed::TimedOutcome;
 use super::loaded::{CallError, Plugin};
 use super::probation::Probation;
 
@@ -60,12 +61,12 @@ impl Generation {
         }
     }
 
-    /// Calls `handle` on a fresh instance, off the async executor, waiting for an instance slot.
+    /// Calls `handle` (`timers.handle` when exported) on a fresh instance, off the async executor, waiting for an instance slot.
     ///
     /// The permit moves into the blocking task: if this future is dropped (the delivery's HTTP
     /// request was cancelled) while the wasm call runs, the call runs to its end (or deadline)
     /// and only then frees its slot, so live instances never exceed the pool.
-    pub async fn handle(self: &Arc<Self>, delivery: Delivery) -> Result<Outcome, CallError> {
+    pub async fn handle(self: &Arc<Self>, delivery: Delivery) -> Result<TimedOutcome, CallError> {
         let permit = self.plugin.runtime().instance_permit().await;
         let generation = self.clone();
         // The plugin's own log lines belong to the delivery that caused them.
@@ -73,7 +74,7 @@ impl Generation {
         let result = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let _in_delivery = span.enter();
-            generation.plugin.handle(&delivery)
+            generation.plugin.handle_timed(&delivery)
         })
         .await
         .unwrap_or_else(|join| {

@@ -10,17 +10,19 @@
 //! echoes (a long call that ends), `{"do":"random"}` logs a value derived from std's `HashMap`
 //! seed and then echoes (its output does not depend on it), `{"do":"spam"}` logs 100 lines with
 //! newlines and escape codes in them. Anything else is done with one emit on `hostile-out`, the
-//! one topic it declares, keyed by the event's `user_id`. Its default retry policy is a few
+//! one topic it declares, keyed by the event's `user_id`. `{"do":"timer","at":"T"}` is done with no
+//! emits and sets the timer `"name"` (default `t`) to publish that echo at T (`"topic"` and
+//! `"key"` apply to it, to test the host's refusals); `{"do":"cancel"}` cancels timer `"name"`. Its default retry policy is a few
 //! milliseconds so tests exhaust it quickly; its
 //! one golden case is an echo.
 
 #[cfg(target_arch = "wasm32")]
 mod component {
-    wit_bindgen::generate!({ path: "../../../wit", world: "declared-event-plugin" });
+    wit_bindgen::generate!({ path: "../../../wit", world: "timed-event-plugin" });
 
     use std::hash::BuildHasher as _;
 
-    use exports::task_events::plugin::{effects, handler, recurrence, schema};
+    use exports::task_events::plugin::{effects, handler, recurrence, schema, timers};
     use task_events::plugin::log::{Level, log};
     use task_events::plugin::types::*;
 
@@ -193,6 +195,40 @@ mod component {
                 delivery,
                 expected,
             }]
+        }
+    }
+
+    impl timers::Guest for Hostile {
+        fn handle(d: Delivery) -> timers::TimedOutcome {
+            let name = match field(&d.data, "name") {
+                "" => "t".to_string(),
+                name => name.to_string(),
+            };
+            let change = match d.data.contains("\"do\":\"cancel\"") {
+                true => Some(timers::TimerChange::Cancel(name)),
+                false if d.data.contains("\"do\":\"timer\"") => {
+                    let topic = match field(&d.data, "topic") {
+                        "" => "hostile-out",
+                        topic => topic,
+                    };
+                    Some(timers::TimerChange::Set(timers::Timer {
+                        name,
+                        at: field(&d.data, "at").into(),
+                        emit: echo(&d, topic, d.data.clone()),
+                    }))
+                }
+                false => None,
+            };
+            match change {
+                Some(change) => timers::TimedOutcome {
+                    outcome: done(&d, Vec::new()),
+                    timers: vec![change],
+                },
+                None => timers::TimedOutcome {
+                    outcome: <Hostile as handler::Guest>::handle(d),
+                    timers: Vec::new(),
+                },
+            }
         }
     }
 

@@ -1,0 +1,327 @@
+//! Timers: emits published later (the task plugin's reminders), kept durably until they are due.
+//!
+//! Contract:
+//! - A plugin sets and cancels timers with a `done` outcome (WIT `timers`). They are checked
+//!   like emits (declared topics, caps, the partition key must be the input's `user_id`) plus a
+//!   parseable RFC 3339 `at`; one the host refuses dead-letters the delivery, with the reason.
+//! - The changes are part of the outcome record (outcome.rs) and applied after its emits are
+//!   published, so a redelivery applies exactly the first outcome's changes again.
+//! - A timer is named by its user and the plugin's name for it, hashed into one state key and
+//!   job name, `timer-sha256-<hex>`: no plugin can touch another user's timers, and no name
+//!   can make a key the store or the scheduler refuses.
+//! - Set: the record `{user, name, at, pubsub, emit, state: pending}` is saved (TTL: until `at`
+//!   plus `--record-ttl-secs`), then the job is scheduled for `at` (replacing a pending one). A
+//!   timer set again with the emit it already published (same id) stays published: once.
+//! - Cancel: the record is deleted (one call, since most tasks have no reminder); the job, if
+//!   one is pending, fires and finds nothing.
+//! - Firing (`POST /job/timer-...`): a record not due yet (an older job) re-arms the job for its
+//!   time. A due one re-arms the job a minute later first (a crash mid-way fires it again),
+//!   publishes the emit, and marks the record published, etag-guarded so a reschedule that
+//!   raced it is kept. That re-armed job then fires once more and finds nothing to do: it is
+//!   not deleted, since a delete could remove a reschedule made meanwhile. A crash between the
+//!   publish and the mark republishes the same bytes under the same id (at-least-once, as every
+//!   publish). A publish the sidecar refuses for good is logged, counted and not retried.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::Pipeline;
+use super::dead_letter::host_problem;
+use super::recorded::{RecordedEmit, key_part};
+use super::routing::Routing;
+use crate::plugin::bindings::timed::TimerChange;
+use crate::plugin::bindings::{Emit, Problem, Subscription};
+use crate::plugin::effects::EffectPolicy;
+use crate::sidecar::{Concurrency, SidecarError};
+
+/// How long a firing may take before its job fires again (a crash mid-way).
+const WATCHDOG: Duration = Duration::from_secs(60);
+/// Most timer changes one delivery may make.
+pub(super) const MAX_TIMER_CHANGES: usize = 64;
+/// Longest timer name, in bytes.
+const MAX_NAME: usize = 256;
+
+/// A timer change as the outcome record holds it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub(super) enum RecordedTimer {
+    Set {
+        user: String,
+        name: String,
+        at: String,
+        emit: RecordedEmit,
+    },
+    Cancel {
+        user: String,
+        name: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum TimerState {
+    Pending,
+    Published,
+}
+
+/// A pending (or published) timer in the state store, under [`timer_key`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TimerRecord {
+    state: TimerState,
+    user: String,
+    name: String,
+    at: String,
+    pubsub: String,
+    emit: RecordedEmit,
+}
+
+/// The state key and job name of a user's timer.
+pub(super) fn timer_key(user: &str, name: &str) -> String {
+    let both = serde_json::to_string(&[user, name]).expect("strings serialize");
+    format!("timer-{}", key_part(&both))
+}
+
+/// The timers' emits, for the effect checks.
+pub(super) fn timer_emits(timers: &[TimerChange]) -> Vec<Emit> {
+    timers
+        .iter()
+        .filter_map(|t| match t {
+            TimerChange::Set(t) => Some(t.emit.clone()),
+            TimerChange::Cancel(_) => None,
+        })
+        .collect()
+}
+
+/// The first reason the host refuses these timer changes, if any.
+pub(super) fn refused(
+    policy: &EffectPolicy,
+    sub: &Subscription,
+    routing: &Routing,
+    timers: &[TimerChange],
+) -> Option<Problem> {
+    if timers.is_empty() {
+        return None;
+    }
+    let problem = |code: &str, message: String| Some(host_problem(code, message));
+    if timers.len() > MAX_TIMER_CHANGES {
+        let n = timers.len();
+        return problem(
+            "effect-refused:too-many-timers",
+            format!(
+                "the plugin made {n} timer changes for one delivery; the limit is {MAX_TIMER_CHANGES}"
+            ),
+        );
+    }
+    if routing.user_id.is_none() {
+        return problem(
+            "effect-refused:timer-without-user",
+            "the plugin set or cancelled a timer, but the event has no string user_id to keep it under".into(),
+        );
+    }
+    for (index, change) in timers.iter().enumerate() {
+        let (name, at) = match change {
+            TimerChange::Set(t) => (&t.name, Some(&t.at)),
+            TimerChange::Cancel(name) => (name, None),
+        };
+        if name.is_empty() || name.len() > MAX_NAME {
+            return problem(
+                "effect-refused:bad-timer-name",
+                format!(
+                    "timer change {index} has a name of {} bytes; 1 to {MAX_NAME} are allowed",
+                    name.len()
+                ),
+            );
+        }
+        if let Some(at) = at.filter(|at| DateTime::parse_from_rfc3339(at).is_err()) {
+            let at = at.chars().take(80).collect::<String>();
+            return problem(
+                "effect-refused:bad-timer-time",
+                format!("timer {name:?} is due at {at:?}, which is not an RFC 3339 instant"),
+            );
+        }
+    }
+    let emits = timer_emits(timers);
+    match policy.check(sub, &emits) {
+        Err(violation) => {
+            let mut p = violation.problem();
+            p.message = format!("a timer's emit: {}", p.message);
+            Some(p)
+        }
+        Ok(()) => routing.foreign_key(&emits),
+    }
+}
+
+/// Milliseconds from now until `at` (0 when past or unreadable).
+fn due_in(at: &str) -> Duration {
+    let at = DateTime::parse_from_rfc3339(at).map(|t| t.with_timezone(&Utc));
+    let ms = at.map_or(0, |t| (t - Utc::now()).num_milliseconds());
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+impl Pipeline {
+    /// Applies recorded timer changes. `Err` is how the delivery must end: a refusal (dead
+    /// letter) or a failure daprd should redeliver.
+    pub(super) async fn apply_timers(
+        &self,
+        sub: &Subscription,
+        timers: &[RecordedTimer],
+    ) -> Result<(), SidecarError> {
+        let store = self.state_store.as_str();
+        for timer in timers {
+            match timer {
+                RecordedTimer::Cancel { user, name } => {
+                    let key = timer_key(user, name);
+                    let what = "cancelling a timer";
+                    self.with_retries(what, || self.sidecar.delete_state(store, &key, None))
+                        .await?;
+                    self.metrics.timer("cancelled");
+                }
+                RecordedTimer::Set {
+                    user,
+                    name,
+                    at,
+                    emit,
+                } => {
+                    let key = timer_key(user, name);
+                    let what = "reading a timer";
+                    let existing = self
+                        .with_retries(what, || self.sidecar.get_state(store, &key))
+                        .await?;
+                    let existing =
+                        existing.and_then(|e| serde_json::from_slice::<TimerRecord>(&e.value).ok());
+                    if existing
+                        .is_some_and(|r| r.state == TimerState::Published && r.emit.id == emit.id)
+                    {
+                        continue;
+                    }
+                    let record = TimerRecord {
+                        state: TimerState::Pending,
+                        user: user.clone(),
+                        name: name.clone(),
+                        at: at.clone(),
+                        pubsub: sub.pubsub.clone(),
+                        emit: emit.clone(),
+                    };
+                    let value =
+                        Bytes::from(serde_json::to_vec(&record).expect("a record serializes"));
+                    let wait = due_in(at);
+                    let ttl = Some(wait + self.record_ttl);
+                    let what = "saving a timer";
+                    self.with_retries(what, || {
+                        self.sidecar.save_state(
+                            store,
+                            &key,
+                            value.clone(),
+                            Concurrency::LastWrite,
+                            ttl,
+                        )
+                    })
+                    .await?;
+                    let what = "scheduling a timer";
+                    self.with_retries(what, || {
+                        self.sidecar
+                            .schedule_job(&key, wait, Bytes::from_static(b"{}"))
+                    })
+                    .await?;
+                    self.metrics.timer("set");
+                    tracing::info!(timer = %name, at = %at, event = %emit.id, "timer set");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The job `job` (`timer-...`) fired: publishes its emit if it is due and still pending.
+    /// `Err` makes the scheduler fire it again.
+    pub async fn fire_timer(&self, job: &str) -> Result<(), String> {
+        let store = self.state_store.as_str();
+        let failed = |what: &str, e: SidecarError| format!("{what}: {e}");
+        let what = "reading the timer";
+        let Some(entry) = self
+            .with_retries(what, || self.sidecar.get_state(store, job))
+            .await
+            .map_err(|e| failed(what, e))?
+        else {
+            return Ok(()); // cancelled, or long published
+        };
+        let Ok(record) = serde_json::from_slice::<TimerRecord>(&entry.value) else {
+            tracing::error!(job, "the timer record is unreadable; nothing published");
+            return Ok(());
+        };
+        if record.state == TimerState::Published {
+            return Ok(());
+        }
+        let wait = due_in(&record.at);
+        let rearm = if wait > Duration::from_secs(1) {
+            wait
+        } else {
+            WATCHDOG
+        };
+        let what = "re-arming the timer";
+        self.with_retries(what, || {
+            self.sidecar
+                .schedule_job(job, rearm, Bytes::from_static(b"{}"))
+        })
+        .await
+        .map_err(|e| failed(what, e))?;
+        if wait > Duration::from_secs(1) {
+            return Ok(()); // an older job of a timer set later
+        }
+        let sub = Subscription {
+            pubsub: record.pubsub.clone(),
+            topic: record.emit.topic.clone(),
+            route: String::new(),
+            dead_letter_topic: None,
+        };
+        match self.publish_one(&sub, &record.emit).await {
+            Ok(()) => self.metrics.timer("fired"),
+            Err(SidecarError::Refused(why)) => {
+                self.metrics.timer("refused");
+                tracing::error!(job, timer = %record.name, event = %record.emit.id,
+                    "the sidecar refused the timer's event for good; it is not retried: {why}");
+            }
+            Err(e) => return Err(failed("publishing the timer's event", e)),
+        }
+        let published = TimerRecord {
+            state: TimerState::Published,
+            ..record
+        };
+        let value = Bytes::from(serde_json::to_vec(&published).expect("a record serializes"));
+        let guarded = match &entry.etag {
+            Some(etag) => Concurrency::IfMatch(etag.clone()),
+            None => Concurrency::LastWrite,
+        };
+        let what = "marking the timer published";
+        match self
+            .with_retries(what, || {
+                let guard = guarded.clone();
+                self.sidecar
+                    .save_state(store, job, value.clone(), guard, Some(self.record_ttl))
+            })
+            .await
+        {
+            // Rescheduled meanwhile: the new timer stands, with its own job.
+            Ok(()) | Err(SidecarError::Conflict(_)) => Ok(()),
+            Err(e) => Err(failed(what, e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::timer_key;
+
+    #[test]
+    fn timer_keys_never_cross_users() {
+        assert_ne!(timer_key("a-b", "c"), timer_key("a", "b-c"));
+        assert_ne!(timer_key("u1", "reminder:1"), timer_key("u2", "reminder:1"));
+        let key = timer_key("u||1", "reminder:x||y");
+        assert!(
+            key.starts_with("timer-sha256-") && !key.contains("||"),
+            "{key}"
+        );
+    }
+}
