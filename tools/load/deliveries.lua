@@ -1,6 +1,8 @@
 -- wrk script: single CloudEvent deliveries to /events/task-events, like daprd sends them.
 -- 80% task.completed (DAILY, 1.0 shape as tests/src/events.rs), 20% task.updated; every event
 -- has its own event_id (thread number + counter), so no delivery is a duplicate of another.
+-- With the script argument `publish` (`wrk ... -s deliveries.lua URL -- publish`) the same task
+-- events are published through the embedded sidecar's publish API instead, keyed by user.
 
 local threads = {}
 function setup(thread)
@@ -11,28 +13,38 @@ end
 function init(args)
   n = 0
   not_success = 0
+  publish = args[1] == "publish"
   wrk.method = "POST"
   wrk.path = "/events/task-events"
   wrk.headers["Content-Type"] = "application/cloudevents+json"
 end
 
-local template = '{"specversion":"1.0","id":"ce-%s","source":"load","type":"com.dapr.event.sent",'
-  .. '"datacontenttype":"application/json","pubsubname":"kafka-pubsub","topic":"task-events",'
-  .. '"data":{"event_id":"evt-%s","event_type":"%s","event_version":"1.0","task_id":%d,'
+local event = '{"event_id":"evt-%s","event_type":"%s","event_version":"1.0","task_id":%d,'
   .. '"user_id":"user-%d","timestamp":"2025-12-29T10:00:00Z","payload":{"recurring_pattern":"DAILY",'
-  .. '"due_date":"2025-12-29T09:00:00Z","completed_at":"2025-12-29T10:00:00Z","title":"Water the plants"}}}'
+  .. '"due_date":"2025-12-29T09:00:00Z","completed_at":"2025-12-29T10:00:00Z","title":"Water the plants"}}'
+local cloud_event = '{"specversion":"1.0","id":"ce-%s","source":"load","type":"com.dapr.event.sent",'
+  .. '"datacontenttype":"application/json","pubsubname":"kafka-pubsub","topic":"task-events",'
+  .. '"data":%s}'
 
 function request()
   n = n + 1
   local id = tid .. "-" .. n
   local kind = (n % 5 == 0) and "task.updated" or "task.completed"
-  local body = string.format(template, id, id, kind, 1000 + n, n % 7)
-  return wrk.format(nil, nil, nil, body)
+  if publish then
+    local user = n % 64
+    local path = "/v1.0/publish/kafka-pubsub/task-events?metadata.partitionKey=user-" .. user
+    return wrk.format(nil, path, {["Content-Type"] = "application/json"},
+      string.format(event, id, kind, 1000 + n, user))
+  end
+  local data = string.format(event, id, kind, 1000 + n, n % 7)
+  return wrk.format(nil, nil, nil, string.format(cloud_event, id, data))
 end
 
--- The host answers 200 with {"status": ...}; anything but SUCCESS is counted.
+-- A delivery is answered 200 with {"status": ...}, a publish 204; anything else is counted.
 function response(status, headers, body)
-  if status ~= 200 or not string.find(body, "SUCCESS", 1, true) then
+  local ok = publish and status == 204
+    or (status == 200 and string.find(body, "SUCCESS", 1, true))
+  if not ok then
     not_success = not_success + 1
   end
 end
