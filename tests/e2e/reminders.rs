@@ -61,17 +61,8 @@ async fn timers_set(host: &HostProcess) -> f64 {
 async fn a_reminder_fires_once_at_its_time_across_a_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let mut host = HostProcess::embedded(HOST, dir.path(), &[], &[]).await;
-    publish(
-        &host,
-        &task(
-            "task.created",
-            "c-1",
-            "u1",
-            "t-1",
-            &at(Duration::from_secs(6)),
-        ),
-    )
-    .await;
+    let due = at(Duration::from_secs(6));
+    publish(&host, &task("task.created", "c-1", "u1", "t-1", &due)).await;
     let deadline = tokio::time::Instant::now() + WAIT;
     while timers_set(&host).await < 1.0 {
         assert!(
@@ -98,6 +89,12 @@ async fn a_reminder_fires_once_at_its_time_across_a_kill_9() {
         *published - *remind_at < LATE,
         "within seconds: {published} vs {remind_at}"
     );
+    // Renamed after its reminder went out, same time: the reminder does not go out again.
+    let mut renamed = task("task.updated", "m-1", "u1", "t-1", &due);
+    renamed["payload"]["title"] = json!("Gym, legs");
+    publish(&host, &renamed).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(reminders(&host).await.len(), 1, "still once");
 }
 
 #[tokio::test]

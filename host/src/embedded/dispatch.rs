@@ -131,6 +131,14 @@ pub(super) struct Consumer {
     pub shutdown: CancellationToken,
 }
 
+/// Why a delivery's staged writes did not commit.
+enum Uncommitted {
+    /// A key it read or wrote changed meanwhile: deliver again at once.
+    Raced,
+    /// Storage failed: deliver again after this wait.
+    Failed(Duration),
+}
+
 /// Whether a consumer goes on.
 pub(super) enum Flow {
     Continue,
@@ -226,9 +234,19 @@ impl Consumer {
                 }
                 Err(v) => v,
             };
+            // A commit that lost a race is not the app's failure: deliver again at once, and do
+            // not count it against the redelivery limit.
+            let mut raced = false;
             let settled = match verdict {
                 Verdict::Ack => match staging {
-                    Some(staging) => self.commit_staged(offset + 1, staging).await,
+                    Some(staging) => match self.commit_staged(offset + 1, staging).await {
+                        Err(Uncommitted::Raced) => {
+                            raced = true;
+                            Err(Duration::ZERO)
+                        }
+                        Err(Uncommitted::Failed(wait)) => Err(wait),
+                        Ok(()) => Ok(()),
+                    },
                     None => self.settle(offset + 1, Vec::new()).await,
                 },
                 Verdict::Drop(why) => {
@@ -262,7 +280,9 @@ impl Consumer {
                     }
                 }
             }
-            attempt += 1;
+            if !raced {
+                attempt += 1;
+            }
         }
     }
 
@@ -323,9 +343,9 @@ impl Consumer {
         }
     }
 
-    /// Commits what the delivery staged together with `next` (staging.rs). `Err(wait)`: it did
-    /// not commit (storage failed, or a staged key changed meanwhile): deliver again.
-    async fn commit_staged(&self, next: u64, staging: Staging) -> Result<(), Duration> {
+    /// Commits what the delivery staged together with `next` (staging.rs); when it did not
+    /// commit, the message is delivered again.
+    async fn commit_staged(&self, next: u64, staging: Staging) -> Result<(), Uncommitted> {
         let staged = staging.take();
         let (group, topic, p) = (
             self.e.config().app_id.clone(),
@@ -347,11 +367,16 @@ impl Consumer {
                 }
                 Ok(())
             }
+            Err(err @ StoreError::Raced { .. }) => {
+                tracing::debug!(topic = %self.sub.topic, partition = self.partition,
+                    "embedded sidecar: {err}");
+                Err(Uncommitted::Raced)
+            }
             Err(err) => {
                 let wait = self.e.config().redelivery_backoff.max(FIRST_BACKOFF);
                 tracing::warn!(topic = %self.sub.topic, partition = self.partition,
                     "embedded sidecar: the delivery's writes did not commit ({err}); redelivering in {wait:?}");
-                Err(wait)
+                Err(Uncommitted::Failed(wait))
             }
         }
     }

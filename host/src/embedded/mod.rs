@@ -429,12 +429,11 @@ impl Embedded {
     ) -> Result<(), SidecarError> {
         let key = op.key().to_string();
         let stored = match staging.get(store, &key) {
-            Some(_) => None, // already staged: its base was read then
+            Some(_) => None, // already met: its base was read then
             None => self
                 .state_get(store, &key)
                 .await
-                .map_err(ApiError::into_sidecar)?
-                .map(|(version, _)| version),
+                .map_err(ApiError::into_sidecar)?,
         };
         let (value, etag, first_write) = match op {
             StateOp::Upsert(op) => {
@@ -494,13 +493,20 @@ impl SidecarApi for Embedded {
         key: &'a str,
     ) -> BoxFuture<'a, Result<Option<StateEntry>, SidecarError>> {
         Box::pin(async move {
-            let staged = Staging::current().and_then(|s| s.get(store, key));
-            let found = match staged {
+            let staging = Staging::current();
+            let found = match staging.as_ref().and_then(|s| s.get(store, key)) {
                 Some(found) => found,
-                None => self
-                    .state_get(store, key)
-                    .await
-                    .map_err(ApiError::into_sidecar)?,
+                None => {
+                    let found = self
+                        .state_get(store, key)
+                        .await
+                        .map_err(ApiError::into_sidecar)?;
+                    if let Some(staging) = &staging {
+                        // A decision rests on it: the commit checks it is still so.
+                        staging.saw(store, key, found.clone());
+                    }
+                    found
+                }
             };
             Ok(found.map(|(etag, value)| StateEntry {
                 value: Bytes::from(value),

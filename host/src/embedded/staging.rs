@@ -11,12 +11,12 @@
 //!   message commit in ONE redb transaction (`Store::commit_delivery`): the emits, the dedupe
 //!   record and the position are durable together or not at all. A crash before it, a RETRY or
 //!   a DROP discards them, and the message is delivered again as if it had never been handled.
-//! - Optimistic concurrency: each staged key remembers the version it was staged over. Writers
-//!   outside the delivery (a job callback popping a parked retry) may change it meanwhile; then
-//!   the commit fails and the message is redelivered, so no update is lost. (Versions restart
-//!   after a delete, so a key deleted and re-created outside in between looks unchanged; the
-//!   host never does that to a key a delivery stages: queues and records are created by
-//!   deliveries only.)
+//! - Optimistic concurrency: every key the delivery reads or writes remembers the version and
+//!   bytes it saw first. Writers outside the delivery (a job callback popping a parked retry,
+//!   another partition's delivery) may change one meanwhile; then the commit fails and the
+//!   message is delivered again at once, so no update is lost and no decision rests on a value
+//!   that changed. Bytes are compared as well as versions because versions restart after a
+//!   delete: a key deleted and re-created in between is caught too.
 //! - Calls outside a delivery (job callbacks, the HTTP API, bulk deliveries, an app over HTTP)
 //!   write directly, as before.
 
@@ -38,15 +38,29 @@ tokio::task_local! {
 #[derive(Clone, Default)]
 pub(crate) struct Staging(Arc<Mutex<Staged>>);
 
-/// A state key as the delivery left it.
+/// A state key as the delivery saw and left it.
 #[derive(Debug, Clone)]
 pub(crate) struct StagedKey {
-    /// The stored version when the delivery first wrote the key (None: absent).
-    pub base: Option<u64>,
+    /// The stored version and bytes when the delivery first read or wrote the key (None: absent).
+    pub base: Option<(u64, Vec<u8>)>,
+    /// Whether the delivery wrote it (else it is only checked at the commit).
+    pub written: bool,
     /// The version now (None: deleted or absent).
     pub version: Option<u64>,
     pub value: Vec<u8>,
     pub ttl_secs: Option<u64>,
+}
+
+impl StagedKey {
+    fn seen(base: Option<(u64, Vec<u8>)>) -> StagedKey {
+        StagedKey {
+            version: base.as_ref().map(|(v, _)| *v),
+            value: base.as_ref().map(|(_, b)| b.clone()).unwrap_or_default(),
+            base,
+            written: false,
+            ttl_secs: None,
+        }
+    }
 }
 
 /// A job change.
@@ -92,16 +106,25 @@ impl Staging {
         self.lock().records.push((topic.to_string(), rec));
     }
 
-    /// The staged state of a key: `Some(None)` when the delivery deleted it, `None` when it did
-    /// not touch it (read the store).
+    /// The key as the delivery sees it: `Some(None)` when absent or deleted, `None` when the
+    /// delivery has not met it yet (read the store, then [`Staging::saw`]).
     pub fn get(&self, store: &str, key: &str) -> Option<Option<(u64, Vec<u8>)>> {
         let staged = self.lock();
         let k = staged.state.get(&(store.to_string(), key.to_string()))?;
         Some(k.version.map(|v| (v, k.value.clone())))
     }
 
+    /// Records what the store held for a key the delivery read first (checked at the commit).
+    pub fn saw(&self, store: &str, key: &str, stored: Option<(u64, Vec<u8>)>) {
+        self.lock()
+            .state
+            .entry((store.to_string(), key.to_string()))
+            .or_insert_with(|| StagedKey::seen(stored));
+    }
+
     /// Stages a save or delete (`value: None`) of `key` under `etag` / `first_write`, as the
-    /// store would apply it. `stored` reads the key's stored version, once per key.
+    /// store would apply it. `stored` is what the store holds, read when the delivery meets the
+    /// key first.
     pub fn write(
         &self,
         store: &str,
@@ -109,21 +132,13 @@ impl Staging {
         value: Option<(Vec<u8>, Option<u64>)>,
         etag: Option<u64>,
         first_write: bool,
-        stored: impl FnOnce() -> Option<u64>,
+        stored: impl FnOnce() -> Option<(u64, Vec<u8>)>,
     ) -> Result<(), StageRefusal> {
         let mut staged = self.lock();
         let entry = staged
             .state
             .entry((store.to_string(), key.to_string()))
-            .or_insert_with(|| {
-                let base = stored();
-                StagedKey {
-                    base,
-                    version: base,
-                    value: Vec::new(),
-                    ttl_secs: None,
-                }
-            });
+            .or_insert_with(|| StagedKey::seen(stored()));
         match (etag, first_write) {
             (Some(e), _) if entry.version != Some(e) => return Err(StageRefusal::EtagMismatch),
             (None, true) if value.is_some() && entry.version.is_some() => {
@@ -131,6 +146,7 @@ impl Staging {
             }
             _ => {}
         }
+        entry.written = true;
         match value {
             Some((bytes, ttl_secs)) => {
                 entry.version = Some(entry.version.unwrap_or(0) + 1);
@@ -183,12 +199,15 @@ impl Store {
                     .is_some_and(|at| at.value() <= now);
                 let current = match expired {
                     true => None,
-                    false => t.get((store, key))?.map(|v| split(v.value()).0),
+                    false => t.get((store, key))?.map(|v| split(v.value())),
                 };
                 if current != k.base {
                     return Err(StoreError::Raced {
                         key: key.to_string(),
                     });
+                }
+                if !k.written {
+                    continue;
                 }
                 match k.version {
                     Some(version) => {
@@ -233,7 +252,9 @@ mod tests {
     use super::*;
 
     fn save(s: &Staging, v: &str, etag: Option<u64>, first: bool) -> Result<(), StageRefusal> {
-        s.write("st", "k", Some((v.into(), None)), etag, first, || Some(3))
+        s.write("st", "k", Some((v.into(), None)), etag, first, || {
+            Some((3, b"x".to_vec()))
+        })
     }
 
     #[test]
@@ -255,9 +276,46 @@ mod tests {
         let staged = s.take();
         let k = &staged.state[&("st".to_string(), "k".to_string())];
         assert_eq!(
-            (k.base, k.version, k.value.as_slice()),
-            (Some(3), Some(1), &b"c"[..])
+            (&k.base, k.version, k.value.as_slice()),
+            (&Some((3, b"x".to_vec())), Some(1), &b"c"[..])
         );
+    }
+
+    #[test]
+    fn a_commit_fails_when_a_key_it_only_read_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1).unwrap();
+        let upsert = |v: &str| {
+            super::super::state::StateOp::Upsert(super::super::state::SaveOp {
+                key: "k".into(),
+                value: v.into(),
+                etag: None,
+                first_write: false,
+                ttl_secs: None,
+            })
+        };
+        store.state_apply("st", &[upsert("a")]).unwrap();
+        let s = Staging::default();
+        s.saw("st", "k", store.state_get("st", "k").unwrap());
+        s.publish("out", rec());
+        // Deleted and written again by someone else: same version, other bytes.
+        store
+            .state_apply(
+                "st",
+                &[super::super::state::StateOp::Delete {
+                    key: "k".into(),
+                    etag: None,
+                }],
+            )
+            .unwrap();
+        store.state_apply("st", &[upsert("b")]).unwrap();
+        let raced = store.commit_delivery(("g", "t", 0, 1), &s.take());
+        assert!(matches!(raced, Err(StoreError::Raced { .. })), "{raced:?}");
+        assert!(
+            store.read_topic("out", 0, 10).unwrap().is_empty(),
+            "nothing of it committed"
+        );
+        assert_eq!(store.position("g", "t", 0).unwrap(), 0);
     }
 
     #[tokio::test]

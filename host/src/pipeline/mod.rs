@@ -165,7 +165,7 @@ impl Pipeline {
                         Err(refused) => Some(refused.problem()),
                         Ok(()) => routing.foreign_key(&handled.emits),
                     }
-                    .or_else(|| timers::refused(policy, sub, routing, &changes));
+                    .or_else(|| timers::refused(policy, sub, routing, &handled.emits, &changes));
                     let status = match refused {
                         Some(problem) => {
                             let reason = DeadLetterReason::EffectRefused;

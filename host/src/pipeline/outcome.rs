@@ -15,9 +15,10 @@
 //! `ttlInSeconds`), so they do not pile up forever. A record written by an older host (no `state`
 //! field) counts as done. The window between a
 //! publish and the `done` write is the at-least-once part: a crash there republishes the same
-//! bytes under the same ids, which consumers drop by CloudEvent id. In `serve`'s embedded mode
-//! that window does not exist: the record, the emits, the timers and the consumer position of a
-//! delivery commit in one transaction (embedded/staging.rs).
+//! bytes under the same ids, which consumers drop by CloudEvent id. For a delivery in `serve`'s
+//! embedded mode that window does not exist: the record, the emits, the timers and the consumer
+//! position commit in one transaction (embedded/staging.rs). Work outside a delivery (a parked
+//! retry re-run by its job, a timer firing) keeps it.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};

@@ -288,10 +288,7 @@ impl Pipeline {
                 .await
             {
                 Ok(Some(entry)) => entry,
-                Ok(None) => {
-                    let _ = self.sidecar.delete_job(job).await;
-                    return Ok(());
-                }
+                Ok(None) => return self.retire_job(job, &key).await,
                 Err(e) => return Err(format!("reading {key}: {e}")),
             };
             let queue = read(&entry);
@@ -301,8 +298,7 @@ impl Pipeline {
                     .delete_state(store, &key, etag)
                     .await
                     .map_err(|e| e.to_string())?;
-                let _ = self.sidecar.delete_job(job).await;
-                return Ok(());
+                return self.retire_job(job, &key).await;
             };
             let (sub, incoming) = (head.subscription(), head.incoming());
             let routing = Routing::read(&incoming.data);
@@ -353,6 +349,21 @@ impl Pipeline {
     }
 
     /// Replaces the queue's head `done` (if it is still the head) with `next`, or pops it.
+    /// Deletes the job of a queue found empty; if a delivery parked a new queue meanwhile (and
+    /// scheduled this job for it), re-arms the job so that queue is not left without one.
+    async fn retire_job(&self, job: &str, key: &str) -> Result<(), String> {
+        let _ = self.sidecar.delete_job(job).await;
+        let store = self.state_store.as_str();
+        match self.sidecar.get_state(store, key).await {
+            Ok(None) => Ok(()),
+            _ => self
+                .sidecar
+                .schedule_job(job, Duration::from_secs(1), Bytes::from_static(b"{}"))
+                .await
+                .map_err(|e| format!("re-arming {job}: {e}")),
+        }
+    }
+
     async fn settle_head(
         &self,
         key: &str,

@@ -12,15 +12,20 @@
 //! - Set: the record `{user, name, at, pubsub, emit, state: pending}` is saved (TTL: until `at`
 //!   plus `--record-ttl-secs`), then the job is scheduled for `at` (replacing a pending one). A
 //!   timer set again with the emit it already published (same id) stays published: once.
-//! - Cancel: the record is deleted (one call, since most tasks have no reminder); the job, if
-//!   one is pending, fires and finds nothing.
+//!   A timer set again after it was published, with the same emit or for the same time, stays
+//!   published: a reminder goes out once, even when its task is renamed afterwards.
+//! - Cancel: a pending record becomes `cancelled` (etag-guarded; nothing is written when there
+//!   is no record, as for most tasks, which have no reminder). Records are never deleted, only
+//!   expired by their TTL, so an etag is never reused while a firing may still hold it.
 //! - Firing (`POST /job/timer-...`): a record not due yet (an older job) re-arms the job for its
 //!   time. A due one re-arms the job a minute later first (a crash mid-way fires it again),
-//!   publishes the emit, and marks the record published, etag-guarded so a reschedule that
-//!   raced it is kept. That re-armed job then fires once more and finds nothing to do: it is
+//!   publishes the emit, and marks the record published, etag-guarded so a reschedule or cancel
+//!   that raced it is kept. That re-armed job then fires once more and finds nothing to do: it is
 //!   not deleted, since a delete could remove a reschedule made meanwhile. A crash between the
 //!   publish and the mark republishes the same bytes under the same id (at-least-once, as every
 //!   publish). A publish the sidecar refuses for good is logged, counted and not retried.
+//! - A job is never scheduled more than 30 days ahead (Go durations end at ~292 years, and
+//!   daprd parses `dueTime` as one); a later timer's job fires, finds it not due, and re-arms.
 
 use std::time::Duration;
 
@@ -43,6 +48,10 @@ const WATCHDOG: Duration = Duration::from_secs(60);
 pub(super) const MAX_TIMER_CHANGES: usize = 64;
 /// Longest timer name, in bytes.
 const MAX_NAME: usize = 256;
+/// Longest `at`, in bytes (an RFC 3339 instant with nanoseconds and an offset is 35).
+const MAX_AT: usize = 64;
+/// Furthest a job is scheduled ahead; a later timer re-arms when this fires.
+const MAX_JOB_WAIT: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// A timer change as the outcome record holds it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -65,6 +74,7 @@ pub(super) enum RecordedTimer {
 enum TimerState {
     Pending,
     Published,
+    Cancelled,
 }
 
 /// A pending (or published) timer in the state store, under [`timer_key`].
@@ -95,11 +105,13 @@ pub(super) fn timer_emits(timers: &[TimerChange]) -> Vec<Emit> {
         .collect()
 }
 
-/// The first reason the host refuses these timer changes, if any.
+/// The first reason the host refuses these timer changes, if any. `emits` are the outcome's
+/// own (already checked): the caps count them and the timers' emits together.
 pub(super) fn refused(
     policy: &EffectPolicy,
     sub: &Subscription,
     routing: &Routing,
+    emits: &[Emit],
     timers: &[TimerChange],
 ) -> Option<Problem> {
     if timers.is_empty() {
@@ -135,7 +147,9 @@ pub(super) fn refused(
                 ),
             );
         }
-        if let Some(at) = at.filter(|at| DateTime::parse_from_rfc3339(at).is_err()) {
+        if let Some(at) =
+            at.filter(|at| at.len() > MAX_AT || DateTime::parse_from_rfc3339(at).is_err())
+        {
             let at = at.chars().take(80).collect::<String>();
             return problem(
                 "effect-refused:bad-timer-time",
@@ -143,14 +157,27 @@ pub(super) fn refused(
             );
         }
     }
-    let emits = timer_emits(timers);
-    match policy.check(sub, &emits) {
+    let mut all = emits.to_vec();
+    all.extend(timer_emits(timers));
+    match policy.check(sub, &all) {
         Err(violation) => {
             let mut p = violation.problem();
-            p.message = format!("a timer's emit: {}", p.message);
+            p.message = format!(
+                "{} (emits from {} on are its timers')",
+                p.message,
+                emits.len()
+            );
             Some(p)
         }
-        Ok(()) => routing.foreign_key(&emits),
+        Ok(()) => routing.foreign_key(&all),
+    }
+}
+
+/// Write only over the value read at `etag` (any value when the store gives no etags).
+fn guard(etag: &Option<String>) -> Concurrency {
+    match etag {
+        Some(etag) => Concurrency::IfMatch(etag.clone()),
+        None => Concurrency::LastWrite,
     }
 }
 
@@ -174,9 +201,38 @@ impl Pipeline {
             match timer {
                 RecordedTimer::Cancel { user, name } => {
                     let key = timer_key(user, name);
+                    let what = "reading a timer";
+                    let Some(entry) = self
+                        .with_retries(what, || self.sidecar.get_state(store, &key))
+                        .await?
+                    else {
+                        continue;
+                    };
+                    let Ok(record) = serde_json::from_slice::<TimerRecord>(&entry.value) else {
+                        continue;
+                    };
+                    if record.state != TimerState::Pending {
+                        continue;
+                    }
+                    let cancelled = TimerRecord {
+                        state: TimerState::Cancelled,
+                        ..record
+                    };
+                    let value =
+                        Bytes::from(serde_json::to_vec(&cancelled).expect("a record serializes"));
+                    let guard = guard(&entry.etag);
                     let what = "cancelling a timer";
-                    self.with_retries(what, || self.sidecar.delete_state(store, &key, None))
-                        .await?;
+                    self.with_retries(what, || {
+                        let guard = guard.clone();
+                        self.sidecar.save_state(
+                            store,
+                            &key,
+                            value.clone(),
+                            guard,
+                            Some(self.record_ttl),
+                        )
+                    })
+                    .await?;
                     self.metrics.timer("cancelled");
                 }
                 RecordedTimer::Set {
@@ -192,9 +248,10 @@ impl Pipeline {
                         .await?;
                     let existing =
                         existing.and_then(|e| serde_json::from_slice::<TimerRecord>(&e.value).ok());
-                    if existing
-                        .is_some_and(|r| r.state == TimerState::Published && r.emit.id == emit.id)
-                    {
+                    let fired = |r: &TimerRecord| {
+                        r.state == TimerState::Published && (r.emit.id == emit.id || &r.at == at)
+                    };
+                    if existing.as_ref().is_some_and(fired) {
                         continue;
                     }
                     let record = TimerRecord {
@@ -208,7 +265,7 @@ impl Pipeline {
                     let value =
                         Bytes::from(serde_json::to_vec(&record).expect("a record serializes"));
                     let wait = due_in(at);
-                    let ttl = Some(wait + self.record_ttl);
+                    let ttl = Some(wait.saturating_add(self.record_ttl));
                     let what = "saving a timer";
                     self.with_retries(what, || {
                         self.sidecar.save_state(
@@ -222,8 +279,11 @@ impl Pipeline {
                     .await?;
                     let what = "scheduling a timer";
                     self.with_retries(what, || {
-                        self.sidecar
-                            .schedule_job(&key, wait, Bytes::from_static(b"{}"))
+                        self.sidecar.schedule_job(
+                            &key,
+                            wait.min(MAX_JOB_WAIT),
+                            Bytes::from_static(b"{}"),
+                        )
                     })
                     .await?;
                     self.metrics.timer("set");
@@ -240,25 +300,32 @@ impl Pipeline {
         let store = self.state_store.as_str();
         let failed = |what: &str, e: SidecarError| format!("{what}: {e}");
         let what = "reading the timer";
-        let Some(entry) = self
+        let entry = match self
             .with_retries(what, || self.sidecar.get_state(store, job))
             .await
-            .map_err(|e| failed(what, e))?
-        else {
-            return Ok(()); // cancelled, or long published
+        {
+            Ok(Some(entry)) => entry,
+            Ok(None) => return Ok(()), // long published or cancelled, and expired
+            Err(e) => {
+                // Should the scheduler give up on this firing, the re-armed job comes back.
+                let _ = self
+                    .sidecar
+                    .schedule_job(job, WATCHDOG, Bytes::from_static(b"{}"))
+                    .await;
+                return Err(failed(what, e));
+            }
         };
         let Ok(record) = serde_json::from_slice::<TimerRecord>(&entry.value) else {
             tracing::error!(job, "the timer record is unreadable; nothing published");
             return Ok(());
         };
-        if record.state == TimerState::Published {
+        if record.state != TimerState::Pending {
             return Ok(());
         }
         let wait = due_in(&record.at);
-        let rearm = if wait > Duration::from_secs(1) {
-            wait
-        } else {
-            WATCHDOG
+        let rearm = match wait.is_zero() {
+            true => WATCHDOG,
+            false => wait.min(MAX_JOB_WAIT),
         };
         let what = "re-arming the timer";
         self.with_retries(what, || {
@@ -267,8 +334,8 @@ impl Pipeline {
         })
         .await
         .map_err(|e| failed(what, e))?;
-        if wait > Duration::from_secs(1) {
-            return Ok(()); // an older job of a timer set later
+        if !wait.is_zero() {
+            return Ok(()); // early: an older job of a timer set later, or a clock ahead
         }
         let sub = Subscription {
             pubsub: record.pubsub.clone(),
@@ -290,10 +357,7 @@ impl Pipeline {
             ..record
         };
         let value = Bytes::from(serde_json::to_vec(&published).expect("a record serializes"));
-        let guarded = match &entry.etag {
-            Some(etag) => Concurrency::IfMatch(etag.clone()),
-            None => Concurrency::LastWrite,
-        };
+        let guarded = guard(&entry.etag);
         let what = "marking the timer published";
         match self
             .with_retries(what, || {
@@ -303,7 +367,7 @@ impl Pipeline {
             })
             .await
         {
-            // Rescheduled meanwhile: the new timer stands, with its own job.
+            // Rescheduled or cancelled meanwhile: that change stands.
             Ok(()) | Err(SidecarError::Conflict(_)) => Ok(()),
             Err(e) => Err(failed(what, e)),
         }
