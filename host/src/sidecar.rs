@@ -132,5 +132,16 @@ pub trait SidecarApi: Send + Sync + 'static {
     fn delete_job<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), SidecarError>>;
 }
 
+/// The Jobs API request body (`POST /v1.0-alpha1/jobs/{name}`) of a one-shot job due after
+/// `due_in`, carrying `data` (JSON; anything else becomes `null`) and replacing a job of the
+/// same name: what both sidecars are asked by [`SidecarApi::schedule_job`].
+pub fn one_shot_job(due_in: std::time::Duration, data: &[u8]) -> serde_json::Value {
+    serde_json::json!({
+        "dueTime": format!("{}ms", due_in.as_millis().max(1)),
+        "data": serde_json::from_slice::<serde_json::Value>(data).unwrap_or(serde_json::Value::Null),
+        "overwrite": true,
+    })
+}
+
 /// The shared handle the pipeline holds.
 pub type Sidecar = std::sync::Arc<dyn SidecarApi>;

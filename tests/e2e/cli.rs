@@ -1,27 +1,19 @@
 //! The command line an operator uses besides `serve`: `check` and `topics tail`.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use task_events_tests::embedded_api;
 use task_events_tests::events::daily_completion;
-use task_events_tests::host::HostProcess;
+use task_events_tests::host::{HostProcess, run_command};
 use task_events_tests::plugins::{HOSTILE_WASM, task_plugin_file};
 
 const HOST: &str = env!("CARGO_BIN_EXE_host-under-test");
 
+/// Whether the command succeeded, its stdout and its stderr.
 fn run(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(HOST)
-        .args(args)
-        .env("RUST_LOG", "error")
-        .output()
-        .expect("running the host binary");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let (code, stdout, stderr) = run_command(HOST, args);
+    (code == 0, stdout, stderr)
 }
 
 #[test]

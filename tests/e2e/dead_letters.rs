@@ -2,14 +2,13 @@
 //! running host, in Dapr mode (where the host cannot read Kafka back, so it keeps a log of the
 //! dead letters it writes) and in embedded mode.
 
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use task_events_tests::dapr_mode::{DaprMode, TASK_ROUTE};
 use task_events_tests::embedded_api::{publish, wait_topic};
 use task_events_tests::events::daily_completion;
-use task_events_tests::host::HostProcess;
+use task_events_tests::host::{HostProcess, run_command};
 
 const HOST: &str = env!("CARGO_BIN_EXE_host-under-test");
 const TOKEN: &str = "dl-admin";
@@ -18,21 +17,14 @@ const WAIT: Duration = Duration::from_secs(30);
 /// Runs `dead-letters <args>` against `url`; (exit code, stdout, stderr). Off the test's
 /// runtime: the proxies the host talks through run on it.
 async fn cli(url: &str, args: &[&str]) -> (i32, String, String) {
-    let mut cmd = Command::new(HOST);
-    cmd.arg("dead-letters")
-        .args(args)
-        .args(["--url", url, "--admin-token", TOKEN])
-        .env_remove("TASK_EVENTS_URL")
-        .env_remove("TASK_EVENTS_ADMIN_TOKEN");
-    let out = tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .unwrap()
-        .expect("running the CLI");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    args.splice(0..0, ["dead-letters".to_string()]);
+    args.extend(["--url", url, "--admin-token", TOKEN].map(String::from));
+    tokio::task::spawn_blocking(move || {
+        run_command(HOST, &args.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+    .await
+    .unwrap()
 }
 
 fn lines(text: &str) -> Vec<Value> {

@@ -3,13 +3,12 @@
 //! canary and its undeclared topics each need the operator's explicit flag. And the canary
 //! report says which cases ran.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use task_events_tests::admin::Admin;
 use task_events_tests::embedded_api::{publish_to, topic_events};
-use task_events_tests::host::HostProcess;
+use task_events_tests::host::{HostProcess, run_command};
 use task_events_tests::plugins::{LEGACY_WASM, hostile_bytes};
 
 const HOST: &str = env!("CARGO_BIN_EXE_host-under-test");
@@ -22,17 +21,9 @@ const ENDLESS: [&str; 4] = [
 ];
 
 fn check(extra: &[&str]) -> (bool, String, String) {
-    let out = Command::new(HOST)
-        .args(["check", LEGACY_WASM])
-        .args(extra)
-        .env("RUST_LOG", "error")
-        .output()
-        .expect("running the host binary");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let args = [&["check", LEGACY_WASM][..], extra].concat();
+    let (code, stdout, stderr) = run_command(HOST, &args);
+    (code == 0, stdout, stderr)
 }
 
 #[test]

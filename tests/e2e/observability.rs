@@ -33,20 +33,11 @@ fn invalid_event() -> Value {
 /// Publishes `event` on task-events as a publisher in a trace does: the trace context as daprd's
 /// publish metadata, which the sidecar writes into the CloudEvent it delivers.
 async fn publish_traced(sidecar: &impl SidecarApi, event: &Value, traceparent: &str) {
-    let path = format!(
-        "/v1.0/publish/kafka-pubsub/task-events?metadata.cloudevent.traceparent={traceparent}\
-         &metadata.cloudevent.tracestate=vendor%3Dx1&metadata.partitionKey={}",
-        event["user_id"].as_str().unwrap_or("nobody")
-    );
-    let status = sidecar
-        .api(reqwest::Method::POST, &path)
-        .header("content-type", "application/json")
-        .body(event.to_string())
-        .send()
-        .await
-        .expect("publishing")
-        .status();
-    assert_eq!(status, 204, "publish refused; log:\n{}", sidecar.log());
+    let trace = [
+        ("cloudevent.traceparent", traceparent),
+        ("cloudevent.tracestate", "vendor%3Dx1"),
+    ];
+    embedded_api::publish_with(sidecar, "task-events", event, &trace).await;
 }
 
 /// Events of type `kind` on `topic`, once there are `n` (bounded wait).

@@ -4,13 +4,12 @@
 //! topic, with the exit code CI gates on (0 identical, 1 different, 2 could not compare).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use task_events_tests::embedded_api;
 use task_events_tests::events::{completed_v1, daily_completion};
-use task_events_tests::host::HostProcess;
+use task_events_tests::host::{HostProcess, run_command};
 use task_events_tests::plugins::{
     HOSTILE_WASM, task_plugin_bytes, task_plugin_file, task_plugin_variant,
 };
@@ -19,19 +18,7 @@ const HOST: &str = env!("CARGO_BIN_EXE_host-under-test");
 
 /// Exit code, stdout, stderr.
 fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(HOST)
-        .args(args)
-        .env("RUST_LOG", "error")
-        .env_remove("TASK_EVENTS_GUEST")
-        .env_remove("TASK_EVENTS_URL")
-        .env_remove("TASK_EVENTS_PUBSUB")
-        .output()
-        .expect("running the host binary");
-    (
-        out.status.code().expect("an exit code"),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    run_command(HOST, args)
 }
 
 /// A task event the task plugin rejects: it lacks task_id, timestamp and payload.

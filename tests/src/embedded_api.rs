@@ -46,10 +46,25 @@ pub async fn publish(sidecar: &impl SidecarApi, event: &Value) {
 /// Publishes `event` as `application/json` on `topic` of the embedded pubsub, keyed by its
 /// `user_id` when it has one.
 pub async fn publish_to(sidecar: &impl SidecarApi, topic: &str, event: &Value) {
-    let mut path = format!("/v1.0/publish/kafka-pubsub/{topic}");
+    publish_with(sidecar, topic, event, &[]).await;
+}
+
+/// `publish_to` with more publish metadata (`metadata.<name>=<value>` query parameters, given
+/// URL-encoded), e.g. a trace context as `cloudevent.traceparent`.
+pub async fn publish_with(
+    sidecar: &impl SidecarApi,
+    topic: &str,
+    event: &Value,
+    metadata: &[(&str, &str)],
+) {
+    let mut query: Vec<String> = metadata
+        .iter()
+        .map(|(k, v)| format!("metadata.{k}={v}"))
+        .collect();
     if let Some(user) = event["user_id"].as_str() {
-        path.push_str(&format!("?metadata.partitionKey={user}"));
+        query.push(format!("metadata.partitionKey={user}"));
     }
+    let path = format!("/v1.0/publish/kafka-pubsub/{topic}?{}", query.join("&"));
     let status = sidecar
         .api(reqwest::Method::POST, &path)
         .header("content-type", "application/json")

@@ -34,6 +34,24 @@ pub fn clear_host_env(cmd: &mut Command) {
     }
 }
 
+/// Runs one command of the host binary `exe` that does not serve (`check`, `canary record`,
+/// `replay`, `dead-letters`, ...), with the host's environment cleared and only error logs;
+/// (exit code, stdout, stderr).
+pub fn run_command(exe: &str, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = Command::new(exe);
+    clear_host_env(&mut cmd);
+    let out = cmd
+        .args(args)
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("running the host binary");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// The host serving on `port` (`base`); `log`, `signal`, `kill9`, `terminate` are [`Process`]'s.
 pub struct HostProcess(Process);
 

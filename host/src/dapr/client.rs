@@ -165,13 +165,7 @@ impl SidecarApi for DaprClient {
         data: Bytes,
     ) -> BoxFuture<'a, Result<(), SidecarError>> {
         Box::pin(async move {
-            let data: serde_json::Value =
-                serde_json::from_slice(&data).unwrap_or(serde_json::Value::Null);
-            let body = json!({
-                "dueTime": format!("{}ms", due_in.as_millis().max(1)),
-                "data": data,
-                "overwrite": true,
-            });
+            let body = crate::sidecar::one_shot_job(due_in, &data);
             let path = format!("/v1.0-alpha1/jobs/{}", segment(name));
             let req = self.request(reqwest::Method::POST, &path).json(&body);
             send(req, "job schedule").await.map(drop)

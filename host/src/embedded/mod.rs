@@ -573,11 +573,7 @@ impl SidecarApi for Embedded {
         data: Bytes,
     ) -> BoxFuture<'a, Result<(), SidecarError>> {
         Box::pin(async move {
-            let body = serde_json::json!({
-                "dueTime": format!("{}ms", due_in.as_millis().max(1)),
-                "data": serde_json::from_slice::<serde_json::Value>(&data).unwrap_or(serde_json::Value::Null),
-                "overwrite": true,
-            });
+            let body = crate::sidecar::one_shot_job(due_in, &data);
             let (job, _) =
                 jobs::parse_request(name, body.to_string().as_bytes(), chrono::Utc::now())
                     .map_err(ApiError::into_sidecar)?;

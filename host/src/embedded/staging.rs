@@ -23,12 +23,10 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use redb::ReadableTable;
-
 use super::error::StoreError;
 use super::jobs::{Job, delete_job_in, put_job_in};
-use super::state::{join, now_ms, split};
-use super::store::{POSITIONS, Record, STATE, STATE_EXPIRY, Store, append_in};
+use super::state::StateTables;
+use super::store::{POSITIONS, Record, Store, append_in};
 
 tokio::task_local! {
     static DELIVERY: Staging;
@@ -189,44 +187,17 @@ impl Store {
         let (group, topic, partition, next) = position;
         let tx = self.db.begin_write()?;
         {
-            let mut t = tx.open_table(STATE)?;
-            let mut expiry = tx.open_table(STATE_EXPIRY)?;
-            let now = now_ms();
+            let mut tables = StateTables::open(&tx)?;
             for ((store, key), k) in &staged.state {
-                let (store, key) = (store.as_str(), key.as_str());
-                let expired = expiry
-                    .get((store, key))?
-                    .is_some_and(|at| at.value() <= now);
-                let current = match expired {
-                    true => None,
-                    false => t.get((store, key))?.map(|v| split(v.value())),
-                };
-                if current != k.base {
-                    return Err(StoreError::Raced {
-                        key: key.to_string(),
-                    });
+                if tables.current(store, key)? != k.base {
+                    return Err(StoreError::Raced { key: key.clone() });
                 }
-                if !k.written {
-                    continue;
-                }
-                match k.version {
-                    Some(version) => {
-                        t.insert((store, key), join(version, &k.value).as_slice())?;
-                        match k.ttl_secs {
-                            Some(secs) => {
-                                let ms =
-                                    i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX);
-                                expiry.insert((store, key), now.saturating_add(ms))?;
-                            }
-                            None => {
-                                expiry.remove((store, key))?;
-                            }
-                        }
+                match (k.written, k.version) {
+                    (false, _) => {}
+                    (true, Some(version)) => {
+                        tables.put(store, key, version, &k.value, k.ttl_secs)?
                     }
-                    None => {
-                        t.remove((store, key))?;
-                        expiry.remove((store, key))?;
-                    }
+                    (true, None) => tables.remove(store, key)?,
                 }
             }
         }

@@ -104,13 +104,13 @@ impl StateError {
     }
 }
 
-pub(super) fn split(stored: &[u8]) -> (u64, Vec<u8>) {
+fn split(stored: &[u8]) -> (u64, Vec<u8>) {
     let (etag, value) = stored.split_at(8.min(stored.len()));
     let etag = etag.try_into().map(u64::from_le_bytes).unwrap_or(0);
     (etag, value.to_vec())
 }
 
-pub(super) fn join(etag: u64, value: &[u8]) -> Vec<u8> {
+fn join(etag: u64, value: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(8 + value.len());
     out.extend_from_slice(&etag.to_le_bytes());
     out.extend_from_slice(value);
@@ -152,18 +152,10 @@ impl Store {
     pub fn state_apply(&self, store: &str, ops: &[StateOp]) -> Result<(), StateError> {
         let tx = self.db.begin_write()?;
         {
-            let mut t = tx.open_table(STATE)?;
-            let mut expiry = tx.open_table(STATE_EXPIRY)?;
-            let now = now_ms();
+            let mut tables = StateTables::open(&tx)?;
             for op in ops {
                 let key = op.key();
-                let expired = expiry
-                    .get((store, key))?
-                    .is_some_and(|at| at.value() <= now);
-                let current = match expired {
-                    true => None,
-                    false => t.get((store, key))?.map(|v| split(v.value()).0),
-                };
+                let current = tables.current(store, key)?.map(|(version, _)| version);
                 match op {
                     StateOp::Upsert(op) => {
                         match (&op.etag, op.first_write) {
@@ -176,29 +168,82 @@ impl Store {
                             (None, _) => {}
                         }
                         let next = current.unwrap_or(0) + 1;
-                        t.insert((store, key), join(next, &op.value).as_slice())?;
-                        match op.ttl_secs {
-                            Some(secs) => {
-                                let ms =
-                                    i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX);
-                                expiry.insert((store, key), now.saturating_add(ms))?;
-                            }
-                            None => {
-                                expiry.remove((store, key))?;
-                            }
-                        }
+                        tables.put(store, key, next, &op.value, op.ttl_secs)?;
                     }
                     StateOp::Delete { etag, .. } => {
                         if let Some(etag) = etag {
                             check_etag(key, etag, current)?;
                         }
-                        t.remove((store, key))?;
-                        expiry.remove((store, key))?;
+                        tables.remove(store, key)?;
                     }
                 }
             }
         }
         tx.commit()?;
+        Ok(())
+    }
+}
+
+/// The state and expiry tables inside one write transaction: the one place that reads a key
+/// as the store sees it (expired = absent) and writes a value with its TTL.
+pub(super) struct StateTables<'tx> {
+    values: redb::Table<'tx, (&'static str, &'static str), &'static [u8]>,
+    expiry: redb::Table<'tx, (&'static str, &'static str), i64>,
+    now: i64,
+}
+
+impl<'tx> StateTables<'tx> {
+    pub fn open(tx: &'tx redb::WriteTransaction) -> Result<StateTables<'tx>, redb::TableError> {
+        Ok(StateTables {
+            values: tx.open_table(STATE)?,
+            expiry: tx.open_table(STATE_EXPIRY)?,
+            now: now_ms(),
+        })
+    }
+
+    /// The version and value of `key`; `None` when absent or expired.
+    pub fn current(
+        &self,
+        store: &str,
+        key: &str,
+    ) -> Result<Option<(u64, Vec<u8>)>, redb::StorageError> {
+        let expired = self
+            .expiry
+            .get((store, key))?
+            .is_some_and(|at| at.value() <= self.now);
+        if expired {
+            return Ok(None);
+        }
+        Ok(self.values.get((store, key))?.map(|v| split(v.value())))
+    }
+
+    /// Writes `value` at `version`, expiring `ttl_secs` from now (`None`: never).
+    pub fn put(
+        &mut self,
+        store: &str,
+        key: &str,
+        version: u64,
+        value: &[u8],
+        ttl_secs: Option<u64>,
+    ) -> Result<(), redb::StorageError> {
+        self.values
+            .insert((store, key), join(version, value).as_slice())?;
+        match ttl_secs {
+            Some(secs) => {
+                let ms = i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+                self.expiry
+                    .insert((store, key), self.now.saturating_add(ms))?;
+            }
+            None => {
+                self.expiry.remove((store, key))?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn remove(&mut self, store: &str, key: &str) -> Result<(), redb::StorageError> {
+        self.values.remove((store, key))?;
+        self.expiry.remove((store, key))?;
         Ok(())
     }
 }

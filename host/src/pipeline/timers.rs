@@ -196,19 +196,11 @@ impl Pipeline {
         sub: &Subscription,
         timers: &[RecordedTimer],
     ) -> Result<(), SidecarError> {
-        let store = self.state_store.as_str();
         for timer in timers {
             match timer {
                 RecordedTimer::Cancel { user, name } => {
                     let key = timer_key(user, name);
-                    let what = "reading a timer";
-                    let Some(entry) = self
-                        .with_retries(what, || self.sidecar.get_state(store, &key))
-                        .await?
-                    else {
-                        continue;
-                    };
-                    let Ok(record) = serde_json::from_slice::<TimerRecord>(&entry.value) else {
+                    let Some((record, etag)) = self.read_timer(&key).await? else {
                         continue;
                     };
                     if record.state != TimerState::Pending {
@@ -218,21 +210,8 @@ impl Pipeline {
                         state: TimerState::Cancelled,
                         ..record
                     };
-                    let value =
-                        Bytes::from(serde_json::to_vec(&cancelled).expect("a record serializes"));
-                    let guard = guard(&entry.etag);
-                    let what = "cancelling a timer";
-                    self.with_retries(what, || {
-                        let guard = guard.clone();
-                        self.sidecar.save_state(
-                            store,
-                            &key,
-                            value.clone(),
-                            guard,
-                            Some(self.record_ttl),
-                        )
-                    })
-                    .await?;
+                    self.write_timer(&key, &cancelled, guard(&etag), self.record_ttl)
+                        .await?;
                     self.metrics.timer("cancelled");
                 }
                 RecordedTimer::Set {
@@ -242,12 +221,7 @@ impl Pipeline {
                     emit,
                 } => {
                     let key = timer_key(user, name);
-                    let what = "reading a timer";
-                    let existing = self
-                        .with_retries(what, || self.sidecar.get_state(store, &key))
-                        .await?;
-                    let existing =
-                        existing.and_then(|e| serde_json::from_slice::<TimerRecord>(&e.value).ok());
+                    let existing = self.read_timer(&key).await?.map(|(record, _)| record);
                     let fired = |r: &TimerRecord| {
                         r.state == TimerState::Published && (r.emit.id == emit.id || &r.at == at)
                     };
@@ -262,21 +236,10 @@ impl Pipeline {
                         pubsub: sub.pubsub.clone(),
                         emit: emit.clone(),
                     };
-                    let value =
-                        Bytes::from(serde_json::to_vec(&record).expect("a record serializes"));
                     let wait = due_in(at);
-                    let ttl = Some(wait.saturating_add(self.record_ttl));
-                    let what = "saving a timer";
-                    self.with_retries(what, || {
-                        self.sidecar.save_state(
-                            store,
-                            &key,
-                            value.clone(),
-                            Concurrency::LastWrite,
-                            ttl,
-                        )
-                    })
-                    .await?;
+                    let ttl = wait.saturating_add(self.record_ttl);
+                    self.write_timer(&key, &record, Concurrency::LastWrite, ttl)
+                        .await?;
                     let what = "scheduling a timer";
                     self.with_retries(what, || {
                         self.sidecar.schedule_job(
@@ -297,14 +260,9 @@ impl Pipeline {
     /// The job `job` (`timer-...`) fired: publishes its emit if it is due and still pending.
     /// `Err` makes the scheduler fire it again.
     pub async fn fire_timer(&self, job: &str) -> Result<(), String> {
-        let store = self.state_store.as_str();
         let failed = |what: &str, e: SidecarError| format!("{what}: {e}");
-        let what = "reading the timer";
-        let entry = match self
-            .with_retries(what, || self.sidecar.get_state(store, job))
-            .await
-        {
-            Ok(Some(entry)) => entry,
+        let (record, etag) = match self.read_timer(job).await {
+            Ok(Some(found)) => found,
             Ok(None) => return Ok(()), // long published or cancelled, and expired
             Err(e) => {
                 // Should the scheduler give up on this firing, the re-armed job comes back.
@@ -312,12 +270,8 @@ impl Pipeline {
                     .sidecar
                     .schedule_job(job, WATCHDOG, Bytes::from_static(b"{}"))
                     .await;
-                return Err(failed(what, e));
+                return Err(failed("reading the timer", e));
             }
-        };
-        let Ok(record) = serde_json::from_slice::<TimerRecord>(&entry.value) else {
-            tracing::error!(job, "the timer record is unreadable; nothing published");
-            return Ok(());
         };
         if record.state != TimerState::Pending {
             return Ok(());
@@ -356,21 +310,54 @@ impl Pipeline {
             state: TimerState::Published,
             ..record
         };
-        let value = Bytes::from(serde_json::to_vec(&published).expect("a record serializes"));
-        let guarded = guard(&entry.etag);
-        let what = "marking the timer published";
         match self
-            .with_retries(what, || {
-                let guard = guarded.clone();
-                self.sidecar
-                    .save_state(store, job, value.clone(), guard, Some(self.record_ttl))
-            })
+            .write_timer(job, &published, guard(&etag), self.record_ttl)
             .await
         {
             // Rescheduled or cancelled meanwhile: that change stands.
             Ok(()) | Err(SidecarError::Conflict(_)) => Ok(()),
-            Err(e) => Err(failed(what, e)),
+            Err(e) => Err(failed("marking the timer published", e)),
         }
+    }
+
+    /// A timer's record and etag; `None` when there is none (or it is unreadable: logged).
+    async fn read_timer(
+        &self,
+        key: &str,
+    ) -> Result<Option<(TimerRecord, Option<String>)>, SidecarError> {
+        let store = self.state_store.as_str();
+        let what = "reading a timer";
+        let Some(entry) = self
+            .with_retries(what, || self.sidecar.get_state(store, key))
+            .await?
+        else {
+            return Ok(None);
+        };
+        match serde_json::from_slice::<TimerRecord>(&entry.value) {
+            Ok(record) => Ok(Some((record, entry.etag))),
+            Err(e) => {
+                tracing::error!(key, "the timer record is unreadable ({e}); it is ignored");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Saves a timer's record under `concurrency`, expiring after `ttl`.
+    async fn write_timer(
+        &self,
+        key: &str,
+        record: &TimerRecord,
+        concurrency: Concurrency,
+        ttl: Duration,
+    ) -> Result<(), SidecarError> {
+        let store = self.state_store.as_str();
+        let value = Bytes::from(serde_json::to_vec(record).expect("a record serializes"));
+        self.with_retries("saving a timer", || {
+            let concurrency = concurrency.clone();
+            self.sidecar
+                .save_state(store, key, value.clone(), concurrency, Some(ttl))
+        })
+        .await
     }
 }
 

@@ -173,46 +173,58 @@ pub fn read_file(path: &Path) -> Result<Vec<GoldenCase>, CanaryError> {
 /// Parses cases in the format above; the error names the line, the case and the field.
 pub fn parse_cases(text: &str) -> Result<Vec<GoldenCase>, String> {
     let mut cases = Vec::new();
+    for (line, item) in json_items(text).map_err(|(_, e)| format!("not JSON: {e}"))? {
+        let name = item
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_string();
+        let case: CaseJson = serde_json::from_value(item)
+            .map_err(|e| format!("case {} ({name:?}, line {line}): {e}", cases.len() + 1))?;
+        cases.push(case.into());
+    }
+    Ok(cases)
+}
+
+/// The JSON values of a text of JSON lines (or of values one after another, or arrays of them,
+/// flattened), each with the line it starts on; `Err` has the line of the first that is not JSON.
+pub fn json_items(text: &str) -> Result<Vec<(usize, Value)>, (usize, serde_json::Error)> {
+    let mut items = Vec::new();
     let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
     loop {
-        // The line where the next value starts, for messages.
         let rest = &text[stream.byte_offset()..];
         let line = 1 + text[..text.len() - rest.trim_start().len()]
             .matches('\n')
             .count();
-        let Some(value) = stream.next() else { break };
-        let value = value.map_err(|e| format!("not JSON: {e}"))?;
-        let items = match value {
-            Value::Array(items) => items,
-            other => vec![other],
-        };
-        for item in items {
-            let name = item
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or("?")
-                .to_string();
-            let case: CaseJson = serde_json::from_value(item)
-                .map_err(|e| format!("case {} ({name:?}, line {line}): {e}", cases.len() + 1))?;
-            cases.push(case.into());
+        match stream.next() {
+            None => return Ok(items),
+            Some(Err(e)) => return Err((line, e)),
+            Some(Ok(Value::Array(values))) => items.extend(values.into_iter().map(|v| (line, v))),
+            Some(Ok(value)) => items.push((line, value)),
         }
     }
-    Ok(cases)
 }
 
 /// One delivery in the file format (`{"id","pubsub","topic","kind","source","data","attempt"}`,
 /// unknown keys refused), for tools that take deliveries as input (`canary record`, `replay`).
 pub fn parse_delivery(value: Value) -> Result<Delivery, String> {
-    let d: DeliveryJson = serde_json::from_value(value).map_err(|e| e.to_string())?;
-    Ok(Delivery {
-        id: d.id,
-        pubsub: d.pubsub,
-        topic: d.topic,
-        kind: d.kind,
-        source: d.source,
-        data: d.data,
-        attempt: d.attempt,
-    })
+    serde_json::from_value::<DeliveryJson>(value)
+        .map(Delivery::from)
+        .map_err(|e| e.to_string())
+}
+
+impl From<DeliveryJson> for Delivery {
+    fn from(d: DeliveryJson) -> Delivery {
+        Delivery {
+            id: d.id,
+            pubsub: d.pubsub,
+            topic: d.topic,
+            kind: d.kind,
+            source: d.source,
+            data: d.data,
+            attempt: d.attempt,
+        }
+    }
 }
 
 /// One case as a JSON value in the file format (for writing canary files).
@@ -321,18 +333,9 @@ struct ProblemJson {
 
 impl From<CaseJson> for GoldenCase {
     fn from(c: CaseJson) -> GoldenCase {
-        let d = c.delivery;
         GoldenCase {
             name: c.name,
-            delivery: Delivery {
-                id: d.id,
-                pubsub: d.pubsub,
-                topic: d.topic,
-                kind: d.kind,
-                source: d.source,
-                data: d.data,
-                attempt: d.attempt,
-            },
+            delivery: c.delivery.into(),
             expected: match c.expected {
                 OutcomeJson::Done(h) => Outcome::Done(Handled {
                     dedupe_key: h.dedupe_key,

@@ -89,28 +89,16 @@ pub fn parse_text(
     source_name: &str,
     at: &DeliveryArgs,
 ) -> Result<Vec<Input>, InputError> {
+    let error = |line: usize, reason: String| InputError::Line {
+        source_name: source_name.to_string(),
+        line,
+        reason,
+    };
+    let items =
+        canary::json_items(text).map_err(|(line, e)| error(line, format!("not JSON: {e}")))?;
     let mut inputs = Vec::new();
-    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
-    loop {
-        // The line where the next value starts, for names and messages.
-        let rest = &text[stream.byte_offset()..];
-        let line = 1 + text[..text.len() - rest.trim_start().len()]
-            .matches('\n')
-            .count();
-        let error = |reason: String| InputError::Line {
-            source_name: source_name.to_string(),
-            line,
-            reason,
-        };
-        let Some(value) = stream.next() else { break };
-        let value = value.map_err(|e| error(format!("not JSON: {e}")))?;
-        let items = match value {
-            Value::Array(items) => items,
-            other => vec![other],
-        };
-        for item in items {
-            inputs.push(from_value(item, &format!("line {line}"), at).map_err(&error)?);
-        }
+    for (line, item) in items {
+        inputs.push(from_value(item, &format!("line {line}"), at).map_err(|r| error(line, r))?);
     }
     Ok(inputs)
 }
