@@ -180,7 +180,11 @@ impl Pipeline {
                             .await
                         }
                         None => {
-                            self.finish(sub, incoming, &generation, handled, &changes, attempt)
+                            // `refused` above made sure a timer has a user to be kept under.
+                            let user = routing.user_id.as_deref().unwrap_or_default();
+                            let trace = incoming.trace.as_ref();
+                            let kept = timers::record(&changes, user, &self.app_id, trace);
+                            self.finish(sub, incoming, &generation, handled, kept, attempt)
                                 .await
                         }
                     };

@@ -32,7 +32,6 @@ use crate::dapr::Status;
 use crate::dapr::envelope::Incoming;
 use crate::dead_letter::DeadLetterReason;
 use crate::plugin::Generation;
-use crate::plugin::bindings::timed::TimerChange;
 use crate::plugin::bindings::{Handled, Subscription};
 use crate::sidecar::{Concurrency, PublishRequest, SidecarError, StateEntry};
 
@@ -72,7 +71,7 @@ impl Pipeline {
         incoming: &Incoming,
         generation: &Generation,
         handled: Handled,
-        timers: &[TimerChange],
+        timers: Vec<RecordedTimer>,
         attempt: u32,
     ) -> Status {
         let refused = |why: String| async move {
@@ -91,22 +90,6 @@ impl Pipeline {
             .emits
             .iter()
             .map(|e| recorded(e, &self.app_id, incoming.trace.as_ref()))
-            .collect();
-        let user = super::user_of(&incoming.data).unwrap_or_default();
-        let timers: Vec<RecordedTimer> = timers
-            .iter()
-            .map(|t| match t {
-                TimerChange::Set(t) => RecordedTimer::Set {
-                    user: user.clone(),
-                    name: t.name.clone(),
-                    at: t.at.clone(),
-                    emit: recorded(&t.emit, &self.app_id, incoming.trace.as_ref()),
-                },
-                TimerChange::Cancel(name) => RecordedTimer::Cancel {
-                    user: user.clone(),
-                    name: name.clone(),
-                },
-            })
             .collect();
         let Some(key) = state_key(&handled.dedupe_key) else {
             return match self.publish_all(sub, &emits, &timers).await {

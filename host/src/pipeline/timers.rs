@@ -35,12 +35,13 @@ use serde::{Deserialize, Serialize};
 
 use super::Pipeline;
 use super::dead_letter::host_problem;
-use super::recorded::{RecordedEmit, key_part};
+use super::recorded::{RecordedEmit, key_part, recorded};
 use super::routing::Routing;
 use crate::plugin::bindings::timed::TimerChange;
 use crate::plugin::bindings::{Emit, Problem, Subscription};
 use crate::plugin::effects::EffectPolicy;
 use crate::sidecar::{Concurrency, SidecarError};
+use crate::trace_context::TraceContext;
 
 /// How long a firing may take before its job fires again (a crash mid-way).
 const WATCHDOG: Duration = Duration::from_secs(60);
@@ -92,6 +93,31 @@ struct TimerRecord {
 pub(super) fn timer_key(user: &str, name: &str) -> String {
     let both = serde_json::to_string(&[user, name]).expect("strings serialize");
     format!("timer-{}", key_part(&both))
+}
+
+/// The plugin's timer changes as the outcome record keeps them: under the input's `user`, each
+/// emit as the CloudEvent it will be, in the delivery's trace.
+pub(super) fn record(
+    changes: &[TimerChange],
+    user: &str,
+    app_id: &str,
+    trace: Option<&TraceContext>,
+) -> Vec<RecordedTimer> {
+    changes
+        .iter()
+        .map(|t| match t {
+            TimerChange::Set(t) => RecordedTimer::Set {
+                user: user.to_string(),
+                name: t.name.clone(),
+                at: t.at.clone(),
+                emit: recorded(&t.emit, app_id, trace),
+            },
+            TimerChange::Cancel(name) => RecordedTimer::Cancel {
+                user: user.to_string(),
+                name: name.clone(),
+            },
+        })
+        .collect()
 }
 
 /// The timers' emits, for the effect checks.
