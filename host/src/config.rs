@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use crate::pipeline::InstanceScope;
+
 /// Which sidecar the host pairs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SidecarChoice {
@@ -100,6 +102,21 @@ pub struct ServeArgs {
         default_value_t = 2_000
     )]
     pub max_in_place_retry_ms: u64,
+
+    /// Ask daprd for bulk deliveries of up to this many events per request (`bulkSubscribe`
+    /// in every subscription); 0 keeps single deliveries. A batch comes from one partition.
+    #[arg(long, env = "TASK_EVENTS_BULK_MAX_MESSAGES", default_value_t = 0)]
+    pub bulk_max_messages: u32,
+
+    /// With bulk deliveries: the longest daprd waits to fill a batch before sending it.
+    #[arg(long, env = "TASK_EVENTS_BULK_MAX_AWAIT_MS", default_value_t = 100)]
+    pub bulk_max_await_ms: u32,
+
+    /// Which entries of a bulk batch share a plugin instance: `entry` (a fresh one each, as
+    /// single deliveries), `user` (a user's entries share one), `batch` (one for all: fastest,
+    /// but users share the instance's memory).
+    #[arg(long, env = "TASK_EVENTS_BULK_INSTANCE", value_enum, default_value_t = InstanceScope::Entry)]
+    pub bulk_instance: InstanceScope,
 
     /// How long idempotency and outcome records are kept (daprd's `ttlInSeconds` on every
     /// record): a redelivery later than this is handled again.

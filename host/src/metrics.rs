@@ -47,16 +47,22 @@ pub enum SidecarOp {
     DeleteState,
     ScheduleJob,
     DeleteJob,
+    BulkGetState,
+    BulkSaveState,
+    BulkPublish,
 }
 
 impl SidecarOp {
-    const ALL: [SidecarOp; 6] = [
+    const ALL: [SidecarOp; 9] = [
         SidecarOp::Publish,
         SidecarOp::GetState,
         SidecarOp::SaveState,
         SidecarOp::DeleteState,
         SidecarOp::ScheduleJob,
         SidecarOp::DeleteJob,
+        SidecarOp::BulkGetState,
+        SidecarOp::BulkSaveState,
+        SidecarOp::BulkPublish,
     ];
 
     fn as_str(self) -> &'static str {
@@ -67,6 +73,9 @@ impl SidecarOp {
             SidecarOp::DeleteState => "delete_state",
             SidecarOp::ScheduleJob => "schedule_job",
             SidecarOp::DeleteJob => "delete_job",
+            SidecarOp::BulkGetState => "bulk_get_state",
+            SidecarOp::BulkSaveState => "bulk_save_state",
+            SidecarOp::BulkPublish => "bulk_publish",
         }
     }
 }

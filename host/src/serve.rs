@@ -124,11 +124,16 @@ pub async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         legacy_dedupe_prefix: args.legacy_dedupe_prefix.clone().filter(|p| !p.is_empty()),
         record_ttl: std::time::Duration::from_secs(args.record_ttl_secs.max(1)),
         max_in_place_wait: std::time::Duration::from_millis(args.max_in_place_retry_ms),
+        bulk_instance: args.bulk_instance,
     });
     let app = Arc::new(App {
         pipeline,
         subscriptions,
         limits: http_limits,
+        bulk: (args.bulk_max_messages > 0).then_some(app::BulkSubscribe {
+            max_messages: args.bulk_max_messages,
+            max_await_ms: args.bulk_max_await_ms,
+        }),
     });
     let app_routes = app::router(app.clone());
     let mut public = match &args.app_api_token {

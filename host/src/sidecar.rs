@@ -1,4 +1,5 @@
-//! The little the pipeline needs from a Dapr sidecar: publish, and read/write one state key.
+//! The little the pipeline needs from a Dapr sidecar: publish, read/write state, schedule jobs;
+//! each one key or message at a time, or in bulk for a batch of deliveries.
 //!
 //! Dapr mode talks to a real daprd over HTTP (`dapr::client`); embedded mode answers from the
 //! durable store in this process (`embedded`). Both implement [`SidecarApi`], so the pipeline is
@@ -25,6 +26,16 @@ pub struct PublishRequest {
 pub struct StateEntry {
     pub value: Bytes,
     pub etag: Option<String>,
+}
+
+/// One key of a bulk state save.
+#[derive(Debug, Clone)]
+pub struct SaveItem {
+    pub key: String,
+    pub value: Bytes,
+    pub concurrency: Concurrency,
+    /// Expiry (daprd's `metadata.ttlInSeconds`).
+    pub ttl: Option<std::time::Duration>,
 }
 
 /// How a state save treats an existing key.
@@ -130,6 +141,56 @@ pub trait SidecarApi: Send + Sync + 'static {
 
     /// Deletes the job `name` (absent is fine).
     fn delete_job<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), SidecarError>>;
+
+    /// Reads `keys` like `POST /v1.0/state/{store}/bulk`: one answer per key, in order. A key
+    /// the store could not read fails the whole call (the caller must not take it for absent).
+    /// By default one [`get_state`](Self::get_state) per key.
+    fn get_bulk_state<'a>(
+        &'a self,
+        store: &'a str,
+        keys: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Option<StateEntry>>, SidecarError>> {
+        Box::pin(async move {
+            let mut found = Vec::with_capacity(keys.len());
+            for key in keys {
+                found.push(self.get_state(store, key).await?);
+            }
+            Ok(found)
+        })
+    }
+
+    /// Saves `items` like `POST /v1.0/state/{store}` with several items. Not atomic (daprd's
+    /// is not either): after an error any subset may be saved. By default one
+    /// [`save_state`](Self::save_state) per item.
+    fn save_bulk_state<'a>(
+        &'a self,
+        store: &'a str,
+        items: Vec<SaveItem>,
+    ) -> BoxFuture<'a, Result<(), SidecarError>> {
+        Box::pin(async move {
+            for item in items {
+                self.save_state(store, &item.key, item.value, item.concurrency, item.ttl)
+                    .await?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Publishes `messages`, all on one pub/sub and topic, like daprd's bulk publish
+    /// (`POST /v1.0-alpha1/publish/bulk/{pubsub}/{topic}`), each with its own content type and
+    /// metadata. `Ok` once the broker has every one; after an error any subset may be
+    /// published. By default one [`publish`](Self::publish) per message.
+    fn publish_bulk(
+        &self,
+        messages: Vec<PublishRequest>,
+    ) -> BoxFuture<'_, Result<(), SidecarError>> {
+        Box::pin(async move {
+            for message in messages {
+                self.publish(message).await?;
+            }
+            Ok(())
+        })
+    }
 }
 
 /// The Jobs API request body (`POST /v1.0-alpha1/jobs/{name}`) of a one-shot job due after

@@ -351,37 +351,6 @@ async fn a_redelivery_republishes_the_first_recorded_outcome() {
 }
 
 #[tokio::test]
-async fn in_a_bulk_batch_a_users_later_entries_wait_behind_its_retry() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = start(&dir).await;
-    let ce = |data: Value| json!({"specversion": "1.0", "id": data["event_id"], "type": "com.dapr.event.sent", "source": "todo", "data": data});
-    let mut first_a = daily_completion(31);
-    first_a["user_id"] = json!("user-a");
-    let mut second_a = daily_completion(32);
-    second_a["user_id"] = json!("user-a");
-    let mut first_b = daily_completion(33);
-    first_b["user_id"] = json!("user-b");
-    let entry = |id: &str, data: Value| json!({"entryId": id, "contentType": "application/cloudevents+json", "event": ce(data), "metadata": {}});
-    let batch = json!({"id": "batch-2", "pubsubname": "kafka-pubsub", "topic": "task-events", "type": "com.dapr.event.sent.bulk",
-        "entries": [entry("0", first_a), entry("1", second_a), entry("2", first_b)]});
-    // The first entry's state read is refused (a misconfiguration is never retried in place).
-    p.sidecar_proxy.fail_next("/v1.0/state", 1, 401);
-    let body = json(deliver(&p).json(&batch)).await;
-    assert_eq!(
-        body,
-        json!({"statuses": [
-            {"entryId": "0", "status": "RETRY"},
-            {"entryId": "1", "status": "RETRY"},
-            {"entryId": "2", "status": "SUCCESS"},
-        ]}),
-        "user-a's second entry waits behind its first; user-b goes on"
-    );
-    let created = p.created().await;
-    assert_eq!(created.len(), 1);
-    assert_eq!(created[0]["data"]["user_id"], "user-b");
-}
-
-#[tokio::test]
 async fn events_the_seed_service_handled_are_not_handled_again() {
     let dir = tempfile::tempdir().unwrap();
     let p = DaprMode::start(

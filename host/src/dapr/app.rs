@@ -41,6 +41,15 @@ pub struct App {
     pub subscriptions: Vec<Subscription>,
     /// Body size, read time and bulk entry count of one delivery.
     pub limits: HttpLimits,
+    /// Bulk deliveries to ask daprd for in every subscription, if any (`--bulk-max-messages`).
+    pub bulk: Option<BulkSubscribe>,
+}
+
+/// daprd's `bulkSubscribe` settings for a subscription.
+#[derive(Debug, Clone, Copy)]
+pub struct BulkSubscribe {
+    pub max_messages: u32,
+    pub max_await_ms: u32,
 }
 
 /// The app routes, without authentication (in-process callers are trusted; `serve` adds the
@@ -119,6 +128,13 @@ async fn subscribe(State(app): State<Arc<App>>) -> Json<Value> {
             let mut entry = json!({"pubsubname": s.pubsub, "topic": s.topic, "route": route});
             if let Some(dlq) = &s.dead_letter_topic {
                 entry["deadLetterTopic"] = json!(dlq);
+            }
+            if let Some(bulk) = app.bulk {
+                entry["bulkSubscribe"] = json!({
+                    "enabled": true,
+                    "maxMessagesCount": bulk.max_messages,
+                    "maxAwaitDurationMs": bulk.max_await_ms,
+                });
             }
             entry
         })
@@ -212,47 +228,44 @@ pub(crate) fn bulk_entries(value: &Value) -> Option<&Vec<Value>> {
     object.get("entries")?.as_array()
 }
 
-/// Entries are handled one after another: a batch comes from one partition, in order. Once an
-/// entry must be retried, the later entries of the same user are answered RETRY without being
-/// processed, so daprd redelivers them after it and that user's order holds; other users' entries
-/// go on.
+/// Decodes every entry, then hands the batch to the pipeline (pipeline/bulk.rs), which keeps
+/// each user's order: a batch comes from one partition, in order. An entry that is not a
+/// usable CloudEvent is DROPped; one without an `entryId` gets no status, so daprd retries it.
 async fn deliver_bulk(
     app: &App,
     sub: &Subscription,
     entries: &[Value],
     trace: Option<TraceContext>,
 ) -> Vec<Value> {
-    let mut statuses = Vec::with_capacity(entries.len());
-    let mut waiting_users: HashSet<Option<String>> = HashSet::new();
+    let mut statuses: Vec<(&str, Option<Status>)> = Vec::with_capacity(entries.len());
+    let mut batch = Vec::with_capacity(entries.len());
     for entry in entries {
         let Some(entry_id) = entry.get("entryId").and_then(Value::as_str) else {
             tracing::warn!(route = %sub.route, "bulk entry without entryId; daprd will retry it");
             continue;
         };
-        let outcome = match bulk_event(entry) {
+        match bulk_event(entry) {
             Ok(mut incoming) => {
                 incoming.trace = incoming.trace.or_else(|| trace.clone());
-                let user = crate::pipeline::user_of(&incoming.data);
-                if waiting_users.contains(&user) {
-                    tracing::info!(route = %sub.route, entry_id, "an earlier entry of this user must be retried; retrying this one after it");
-                    Status::Retry
-                } else {
-                    let status = app.pipeline.process(sub, &incoming).await;
-                    if status == Status::Retry {
-                        waiting_users.insert(user);
-                    }
-                    status
-                }
+                batch.push(incoming);
+                statuses.push((entry_id, None));
             }
             Err(e) => {
                 app.pipeline.metrics.envelope_error();
+                app.pipeline.metrics.delivery(&sub.topic, Status::Drop);
                 tracing::warn!(route = %sub.route, entry_id, "dropping a bulk entry: {e}");
-                Status::Drop
+                statuses.push((entry_id, Some(Status::Drop)));
             }
-        };
-        statuses.push(json!({"entryId": entry_id, "status": outcome.as_str()}));
+        }
     }
+    let mut answers = app.pipeline.process_batch(sub, &batch).await.into_iter();
     statuses
+        .into_iter()
+        .map(|(entry_id, status)| {
+            let status = status.or_else(|| answers.next()).unwrap_or(Status::Retry);
+            json!({"entryId": entry_id, "status": status.as_str()})
+        })
+        .collect()
 }
 
 /// A bulk entry's `event` is the parsed CloudEvent, or with rawPayload a base64 string.

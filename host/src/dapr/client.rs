@@ -14,7 +14,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::sidecar::{
-    BoxFuture, Concurrency, PublishRequest, SidecarApi, SidecarError, StateEntry,
+    BoxFuture, Concurrency, PublishRequest, SaveItem, SidecarApi, SidecarError, StateEntry,
 };
 
 #[derive(Clone)]
@@ -115,21 +115,7 @@ impl SidecarApi for DaprClient {
         ttl: Option<Duration>,
     ) -> BoxFuture<'a, Result<(), SidecarError>> {
         Box::pin(async move {
-            let value: serde_json::Value = serde_json::from_slice(&value).unwrap_or_else(|_| {
-                serde_json::Value::String(String::from_utf8_lossy(&value).into_owned())
-            });
-            let mut item = json!({"key": key, "value": value});
-            match &concurrency {
-                Concurrency::LastWrite => {}
-                Concurrency::FirstWrite => item["options"] = json!({"concurrency": "first-write"}),
-                Concurrency::IfMatch(etag) => {
-                    item["etag"] = json!(etag);
-                    item["options"] = json!({"concurrency": "first-write"});
-                }
-            }
-            if let Some(ttl) = ttl {
-                item["metadata"] = json!({"ttlInSeconds": ttl.as_secs().max(1).to_string()});
-            }
+            let item = save_item(key, &value, &concurrency, ttl);
             let path = format!("/v1.0/state/{}", segment(store));
             let req = self
                 .request(reqwest::Method::POST, &path)
@@ -183,6 +169,133 @@ impl SidecarApi for DaprClient {
             answered(resp, "job delete").await.map(drop)
         })
     }
+
+    /// `POST /v1.0/state/{store}/bulk`: daprd answers every key, `data` and `etag` when found,
+    /// `error` when the store failed on it (which fails the call: absent is not the same).
+    fn get_bulk_state<'a>(
+        &'a self,
+        store: &'a str,
+        keys: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Option<StateEntry>>, SidecarError>> {
+        Box::pin(async move {
+            let path = format!("/v1.0/state/{}/bulk", segment(store));
+            let req = self
+                .request(reqwest::Method::POST, &path)
+                .json(&json!({"keys": keys, "parallelism": 10}));
+            let resp = send(req, "state bulk get").await?;
+            let body = resp.bytes().await.map_err(transport)?;
+            let items: Vec<BulkItem> = serde_json::from_slice(&body).map_err(|e| {
+                SidecarError::Unavailable(format!("state bulk get: unreadable answer: {e}"))
+            })?;
+            let mut by_key: std::collections::HashMap<String, BulkItem> =
+                items.into_iter().map(|i| (i.key.clone(), i)).collect();
+            keys.iter()
+                .map(|key| match by_key.remove(key) {
+                    Some(BulkItem { error: Some(e), .. }) => Err(SidecarError::Unavailable(
+                        format!("state bulk get: key {key:?}: {e}"),
+                    )),
+                    Some(BulkItem {
+                        data: Some(data),
+                        etag,
+                        ..
+                    }) => Ok(Some(StateEntry {
+                        value: Bytes::from(data.get().as_bytes().to_vec()),
+                        etag,
+                    })),
+                    Some(_) => Ok(None),
+                    None => Err(SidecarError::Unavailable(format!(
+                        "state bulk get: daprd did not answer key {key:?}"
+                    ))),
+                })
+                .collect()
+        })
+    }
+
+    fn save_bulk_state<'a>(
+        &'a self,
+        store: &'a str,
+        items: Vec<SaveItem>,
+    ) -> BoxFuture<'a, Result<(), SidecarError>> {
+        Box::pin(async move {
+            let body: Vec<serde_json::Value> = items
+                .iter()
+                .map(|i| save_item(&i.key, &i.value, &i.concurrency, i.ttl))
+                .collect();
+            let path = format!("/v1.0/state/{}", segment(store));
+            let req = self.request(reqwest::Method::POST, &path).json(&body);
+            send(req, "state bulk save").await.map(drop)
+        })
+    }
+
+    /// One `POST /v1.0-alpha1/publish/bulk/{pubsub}/{topic}` per topic. daprd answers 204 when
+    /// the broker has every entry, else an error naming the failed ones: any error means "some
+    /// may be published", which the caller's records make safe to repeat.
+    fn publish_bulk(
+        &self,
+        messages: Vec<PublishRequest>,
+    ) -> BoxFuture<'_, Result<(), SidecarError>> {
+        Box::pin(async move {
+            let mut topics: Vec<((String, String), Vec<serde_json::Value>)> = Vec::new();
+            for (n, m) in messages.into_iter().enumerate() {
+                let event: serde_json::Value =
+                    serde_json::from_slice(&m.body).unwrap_or_else(|_| {
+                        serde_json::Value::String(String::from_utf8_lossy(&m.body).into_owned())
+                    });
+                let metadata: serde_json::Map<String, serde_json::Value> =
+                    m.metadata.into_iter().map(|(k, v)| (k, json!(v))).collect();
+                let entry = json!({"entryId": n.to_string(), "event": event,
+                    "contentType": m.content_type, "metadata": metadata});
+                let target = (m.pubsub, m.topic);
+                match topics.iter_mut().find(|(t, _)| *t == target) {
+                    Some((_, entries)) => entries.push(entry),
+                    None => topics.push((target, vec![entry])),
+                }
+            }
+            for ((pubsub, topic), entries) in topics {
+                let path = format!(
+                    "/v1.0-alpha1/publish/bulk/{}/{}",
+                    segment(&pubsub),
+                    topic.split('/').map(segment).collect::<Vec<_>>().join("/")
+                );
+                let req = self.request(reqwest::Method::POST, &path).json(&entries);
+                send(req, "bulk publish").await?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// One key of daprd's bulk state answer.
+#[derive(serde::Deserialize)]
+struct BulkItem {
+    key: String,
+    data: Option<Box<serde_json::value::RawValue>>,
+    etag: Option<String>,
+    error: Option<String>,
+}
+
+/// One item of daprd's state save body (`POST /v1.0/state/{store}`).
+fn save_item(
+    key: &str,
+    value: &[u8],
+    concurrency: &Concurrency,
+    ttl: Option<Duration>,
+) -> serde_json::Value {
+    let value: serde_json::Value = serde_json::from_slice(value)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(value).into_owned()));
+    let mut item = json!({"key": key, "value": value});
+    match concurrency {
+        Concurrency::LastWrite => {}
+        Concurrency::FirstWrite => item["options"] = json!({"concurrency": "first-write"}),
+        Concurrency::IfMatch(etag) => {
+            item["etag"] = json!(etag);
+            item["options"] = json!({"concurrency": "first-write"});
+        }
+    }
+    if let Some(ttl) = ttl {
+        item["metadata"] = json!({"ttlInSeconds": ttl.as_secs().max(1).to_string()});
+    }
+    item
 }
 
 /// One URL path segment, percent-encoded (keys and names may hold `/`, `?`, spaces).

@@ -52,6 +52,7 @@ mod go_decode;
 mod jobs;
 mod retention;
 mod scheduler;
+mod sidecar_bulk;
 mod staging;
 mod state;
 mod store;
@@ -70,7 +71,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::sidecar::{
-    BoxFuture, Concurrency, PublishRequest, SidecarApi, SidecarError, StateEntry,
+    BoxFuture, Concurrency, PublishRequest, SaveItem, SidecarApi, SidecarError, StateEntry,
 };
 pub use app_channel::{AppChannel, HttpApp};
 use envelope::{Envelope, Metadata};
@@ -601,6 +602,29 @@ impl SidecarApi for Embedded {
                 .map(drop)
                 .map_err(|e| ApiError::storage("ERR_DELETE_JOB", e).into_sidecar())
         })
+    }
+
+    fn get_bulk_state<'a>(
+        &'a self,
+        store: &'a str,
+        keys: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Option<StateEntry>>, SidecarError>> {
+        Box::pin(self.bulk_get(store, keys))
+    }
+
+    fn save_bulk_state<'a>(
+        &'a self,
+        store: &'a str,
+        items: Vec<SaveItem>,
+    ) -> BoxFuture<'a, Result<(), SidecarError>> {
+        Box::pin(self.bulk_save(store, items))
+    }
+
+    fn publish_bulk(
+        &self,
+        messages: Vec<PublishRequest>,
+    ) -> BoxFuture<'_, Result<(), SidecarError>> {
+        Box::pin(self.bulk_publish(messages))
     }
 }
 

@@ -135,17 +135,33 @@ fn check_etag(key: &str, given: &str, current: Option<u64>) -> Result<(), StateE
 impl Store {
     /// The value and etag of `key`, if present.
     pub fn state_get(&self, store: &str, key: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        let mut found = self.state_get_many(store, std::slice::from_ref(&key))?;
+        Ok(found.pop().flatten())
+    }
+
+    /// [`state_get`](Self::state_get) of every key, in order, from one read transaction.
+    pub fn state_get_many(
+        &self,
+        store: &str,
+        keys: &[impl AsRef<str>],
+    ) -> Result<Vec<Option<(u64, Vec<u8>)>>, StoreError> {
         use redb::ReadableDatabase;
         let tx = self.db.begin_read()?;
         let t = tx.open_table(STATE)?;
         let expiry = tx.open_table(STATE_EXPIRY)?;
-        if expiry
-            .get((store, key))?
-            .is_some_and(|at| at.value() <= now_ms())
-        {
-            return Ok(None);
-        }
-        Ok(t.get((store, key))?.map(|v| split(v.value())))
+        let now = now_ms();
+        keys.iter()
+            .map(|key| {
+                let key = key.as_ref();
+                if expiry
+                    .get((store, key))?
+                    .is_some_and(|at| at.value() <= now)
+                {
+                    return Ok(None);
+                }
+                Ok(t.get((store, key))?.map(|v| split(v.value())))
+            })
+            .collect()
     }
 
     /// Applies every op or none.

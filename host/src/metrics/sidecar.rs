@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use super::{Metrics, SidecarOp};
 use crate::sidecar::{
-    BoxFuture, Concurrency, PublishRequest, Sidecar, SidecarApi, SidecarError, StateEntry,
+    BoxFuture, Concurrency, PublishRequest, SaveItem, Sidecar, SidecarApi, SidecarError, StateEntry,
 };
 
 pub struct Instrumented {
@@ -84,5 +84,30 @@ impl SidecarApi for Instrumented {
 
     fn delete_job<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), SidecarError>> {
         Box::pin(self.timed(SidecarOp::DeleteJob, self.inner.delete_job(name)))
+    }
+
+    fn get_bulk_state<'a>(
+        &'a self,
+        store: &'a str,
+        keys: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Option<StateEntry>>, SidecarError>> {
+        let call = self.inner.get_bulk_state(store, keys);
+        Box::pin(self.timed(SidecarOp::BulkGetState, call))
+    }
+
+    fn save_bulk_state<'a>(
+        &'a self,
+        store: &'a str,
+        items: Vec<SaveItem>,
+    ) -> BoxFuture<'a, Result<(), SidecarError>> {
+        let call = self.inner.save_bulk_state(store, items);
+        Box::pin(self.timed(SidecarOp::BulkSaveState, call))
+    }
+
+    fn publish_bulk(
+        &self,
+        messages: Vec<PublishRequest>,
+    ) -> BoxFuture<'_, Result<(), SidecarError>> {
+        Box::pin(self.timed(SidecarOp::BulkPublish, self.inner.publish_bulk(messages)))
     }
 }

@@ -38,6 +38,7 @@ use crate::plugin::bindings::{Delivery, Outcome, Subscription};
 use crate::plugin::{Generation, Registry};
 use crate::sidecar::Sidecar;
 
+mod bulk;
 mod dead_letter;
 pub(crate) mod dead_letter_log;
 mod outcome;
@@ -47,12 +48,8 @@ mod routing;
 mod sidecar_calls;
 mod timers;
 
+pub use bulk::InstanceScope;
 use routing::Routing;
-
-/// The `user_id` of a task event (its data as JSON text), if it has one: the unit of ordering.
-pub fn user_of(data: &str) -> Option<String> {
-    Routing::read(data).user_id
-}
 
 pub struct Pipeline {
     pub sidecar: Sidecar,
@@ -71,6 +68,8 @@ pub struct Pipeline {
     /// The longest plugin retry delay waited inside a delivery; longer ones are parked
     /// (`parking.rs`, `--max-in-place-retry-ms`).
     pub max_in_place_wait: Duration,
+    /// Which entries of a bulk batch share a plugin instance (`--bulk-instance`, bulk.rs).
+    pub bulk_instance: InstanceScope,
 }
 
 impl Pipeline {

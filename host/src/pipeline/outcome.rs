@@ -54,6 +54,37 @@ struct OutcomeRecord {
 }
 
 impl OutcomeRecord {
+    /// The record saved before anything is published.
+    fn pending(
+        generation: &Generation,
+        emits: Vec<RecordedEmit>,
+        timers: Vec<RecordedTimer>,
+    ) -> Self {
+        OutcomeRecord {
+            state: RecordState::Pending,
+            plugin: generation.plugin.label().to_string(),
+            at: chrono::Utc::now().to_rfc3339(),
+            emits,
+            timers,
+        }
+    }
+
+    fn bytes(&self) -> Bytes {
+        Bytes::from(serde_json::to_vec(self).expect("a record serializes"))
+    }
+
+    /// What replaces the record once its emits are published: their ids, not their bytes.
+    fn done_bytes(&self) -> Bytes {
+        let done = json!({
+            "state": "done",
+            "plugin": self.plugin,
+            "at": chrono::Utc::now().to_rfc3339(),
+            "emits": Vec::<Value>::new(),
+            "ids": self.emits.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        });
+        Bytes::from(done.to_string())
+    }
+
     /// A stored record; anything that is not a pending outcome (a done record, an older host's
     /// record) means "already handled".
     fn read(entry: &StateEntry) -> Option<OutcomeRecord> {
@@ -132,14 +163,8 @@ impl Pipeline {
                 Err(e) => return self.sidecar_failed(what, e),
             }
         }
-        let record = OutcomeRecord {
-            state: RecordState::Pending,
-            plugin: generation.plugin.label().to_string(),
-            at: chrono::Utc::now().to_rfc3339(),
-            emits,
-            timers,
-        };
-        let value = Bytes::from(serde_json::to_vec(&record).expect("a record serializes"));
+        let record = OutcomeRecord::pending(generation, emits, timers);
+        let value = record.bytes();
         let what = "saving the outcome record";
         let saved = self
             .with_retries(what, || {
@@ -244,14 +269,7 @@ impl Pipeline {
 
     /// Best effort: if this write is lost, a redelivery republishes the same bytes.
     async fn mark_done(&self, key: &str, record: &OutcomeRecord) {
-        let done = json!({
-            "state": "done",
-            "plugin": record.plugin,
-            "at": chrono::Utc::now().to_rfc3339(),
-            "emits": Vec::<Value>::new(),
-            "ids": record.emits.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
-        });
-        let value = Bytes::from(done.to_string());
+        let value = record.done_bytes();
         let store = self.state_store.as_str();
         let what = "marking the outcome done";
         if let Err(e) = self
@@ -272,6 +290,17 @@ impl Pipeline {
             );
         }
     }
+}
+
+/// A batch's outcome records (bulk.rs): each pending record as saved before publishing, and
+/// the done mark that replaces it after.
+pub(super) fn batch_records(
+    generation: &Generation,
+    emits: Vec<RecordedEmit>,
+    timers: Vec<RecordedTimer>,
+) -> (Bytes, Bytes) {
+    let record = OutcomeRecord::pending(generation, emits, timers);
+    (record.bytes(), record.done_bytes())
 }
 
 /// How publishing a set of emits ended.

@@ -115,6 +115,16 @@ fn names(user: Option<&str>) -> (String, String) {
     (format!("waiting-{suffix}"), format!("retry-{suffix}"))
 }
 
+/// The state key of a user's retry queue.
+pub(super) fn queue_key(user: Option<&str>) -> String {
+    names(user).0
+}
+
+/// Whether a stored queue holds an event: then the user's later events wait behind it.
+pub(super) fn holds_events(entry: &StateEntry) -> bool {
+    !read(entry).events.is_empty()
+}
+
 fn read(entry: &StateEntry) -> Queue {
     serde_json::from_slice(&entry.value).unwrap_or_default()
 }

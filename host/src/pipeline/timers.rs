@@ -40,7 +40,7 @@ use super::routing::Routing;
 use crate::plugin::bindings::timed::TimerChange;
 use crate::plugin::bindings::{Emit, Problem, Subscription};
 use crate::plugin::effects::EffectPolicy;
-use crate::sidecar::{Concurrency, SidecarError};
+use crate::sidecar::{Concurrency, SidecarError, StateEntry};
 use crate::trace_context::TraceContext;
 
 /// How long a firing may take before its job fires again (a crash mid-way).
@@ -93,6 +93,13 @@ struct TimerRecord {
 pub(super) fn timer_key(user: &str, name: &str) -> String {
     let both = serde_json::to_string(&[user, name]).expect("strings serialize");
     format!("timer-{}", key_part(&both))
+}
+
+/// Whether a stored timer is pending: cancelling it is a write (an unreadable one is ignored,
+/// as `apply_timers` ignores it).
+pub(super) fn is_pending(entry: &StateEntry) -> bool {
+    serde_json::from_slice::<TimerRecord>(&entry.value)
+        .is_ok_and(|record| record.state == TimerState::Pending)
 }
 
 /// The plugin's timer changes as the outcome record keeps them: under the input's `user`, each

@@ -177,18 +177,56 @@ impl Plugin {
     /// Handles one delivery on a fresh instance through `timers.handle` when the plugin
     /// exports it, else `handler.handle` with no timer changes.
     pub fn handle_timed(&self, delivery: &Delivery) -> Result<TimedOutcome, CallError> {
-        let Some(timers) = &self.timers else {
-            let outcome = self.handle(delivery)?;
-            return Ok(TimedOutcome {
-                outcome,
-                timers: Vec::new(),
+        self.call_instance(|instance, store| self.handle_on(instance, store, delivery))
+    }
+
+    /// Handles `deliveries` in order on one instance, each call under its own deadline: what a
+    /// bulk batch's entries share when the operator asks for it (`--bulk-instance`). The
+    /// instance, and whatever its memory holds, lives until the last of them, or until a call
+    /// fails (trap, deadline, memory limit): the next delivery then gets a fresh instance.
+    pub fn handle_on_one_instance(
+        &self,
+        deliveries: &[Delivery],
+    ) -> Vec<Result<TimedOutcome, CallError>> {
+        let mut results = Vec::with_capacity(deliveries.len());
+        while results.len() < deliveries.len() {
+            let rest = &deliveries[results.len()..];
+            let failed = self.call_instance(|instance, store| {
+                for delivery in rest {
+                    store.set_epoch_deadline(self.runtime.deadline_ticks());
+                    results.push(Ok(self.handle_on(instance, store, delivery)?));
+                }
+                Ok(())
             });
-        };
-        self.call_instance(|instance, store| {
-            timers
+            if let Err(error) = failed {
+                results.push(Err(error));
+            }
+        }
+        results
+    }
+
+    /// One `handle` call on a live instance.
+    fn handle_on(
+        &self,
+        instance: &Instance,
+        store: &mut Store<Sandbox>,
+        delivery: &Delivery,
+    ) -> wasmtime::Result<TimedOutcome> {
+        match &self.timers {
+            Some(timers) => timers
                 .load(&mut *store, instance)?
-                .call_handle(&mut *store, delivery)
-        })
+                .call_handle(&mut *store, delivery),
+            None => {
+                let plugin = EventPlugin::new(&mut *store, instance)?;
+                let outcome = plugin
+                    .task_events_plugin_handler()
+                    .call_handle(&mut *store, delivery)?;
+                Ok(TimedOutcome {
+                    outcome,
+                    timers: Vec::new(),
+                })
+            }
+        }
     }
 
     /// The golden cases the plugin ships for its own canary.

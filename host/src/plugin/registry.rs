@@ -83,6 +83,51 @@ impl Generation {
                 reason: format!("host task failed: {join}"),
             })
         });
+        self.count(&result);
+        result
+    }
+
+    /// Calls `handle` for every delivery of a batch in one blocking task: each group of
+    /// deliveries on one instance of its own (`Plugin::handle_on_one_instance`), groups one
+    /// after another. Results come back grouped as given. One instance slot is taken for the
+    /// whole batch, since only one instance is alive at a time.
+    pub async fn handle_batch(
+        self: &Arc<Self>,
+        groups: Vec<Vec<Delivery>>,
+    ) -> Vec<Vec<Result<TimedOutcome, CallError>>> {
+        let permit = self.plugin.runtime().instance_permit().await;
+        let generation = self.clone();
+        let span = tracing::Span::current();
+        let sizes: Vec<usize> = groups.iter().map(Vec::len).collect();
+        let results = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let _in_batch = span.enter();
+            groups
+                .iter()
+                .map(|group| generation.plugin.handle_on_one_instance(group))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_else(|join| {
+            let failed = || {
+                Err(CallError::Trap {
+                    plugin: self.plugin.label().to_string(),
+                    reason: format!("host task failed: {join}"),
+                })
+            };
+            sizes
+                .iter()
+                .map(|n| (0..*n).map(|_| failed()).collect())
+                .collect()
+        });
+        for result in results.iter().flatten() {
+            self.count(result);
+        }
+        results
+    }
+
+    /// Counts one call, and tells the probation.
+    fn count<T>(&self, result: &Result<T, CallError>) {
         let deliveries = self.deliveries.fetch_add(1, Ordering::Relaxed) + 1;
         let failures = match result {
             Err(_) => self.failures.fetch_add(1, Ordering::Relaxed) + 1,
@@ -91,7 +136,6 @@ impl Generation {
         if let Some(probation) = &self.probation {
             probation.observe(self.number, deliveries, failures);
         }
-        result
     }
 
     /// Plugin calls made (each delivery attempt is one).
