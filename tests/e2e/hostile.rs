@@ -12,8 +12,28 @@ const HOST: &str = env!("CARGO_BIN_EXE_host-under-test");
 
 #[tokio::test]
 async fn traps_deadlines_and_memory_limits_fail_one_delivery_each() {
+    fails_one_delivery_each(&[], 3).await;
+}
+
+/// The same in bulk batches whose entries share one instance: a failed call ends the instance,
+/// the next entry gets a fresh one. The batch's first pass is one more deadline call for the
+/// looping event before its own three attempts (pipeline/bulk.rs).
+#[tokio::test]
+async fn in_a_bulk_batch_on_one_instance_too() {
+    let bulk = [
+        "--bulk-max-messages",
+        "10",
+        "--bulk-max-await-ms",
+        "300",
+        "--bulk-instance",
+        "batch",
+    ];
+    fails_one_delivery_each(&bulk, 4).await;
+}
+
+async fn fails_one_delivery_each(args: &[&str], deadline_calls: u32) {
     let dir = tempfile::tempdir().unwrap();
-    let limits = [
+    let mut limits = vec![
         "--guest",
         HOSTILE_WASM,
         "--call-deadline-ms",
@@ -21,6 +41,7 @@ async fn traps_deadlines_and_memory_limits_fail_one_delivery_each() {
         "--memory-limit-mib",
         "16",
     ];
+    limits.extend_from_slice(args);
     let host = HostProcess::embedded(HOST, dir.path(), &limits, &[]).await;
     for action in ["trap", "loop", "alloc", "retry", "reject"] {
         embedded_api::publish_to(
@@ -84,10 +105,9 @@ async fn traps_deadlines_and_memory_limits_fail_one_delivery_each() {
         .text()
         .await
         .unwrap();
-    assert!(
-        metrics.contains("task_events_plugin_failures_total{kind=\"deadline\"} 3"),
-        "{metrics}"
-    );
+    let deadlines =
+        format!("task_events_plugin_failures_total{{kind=\"deadline\"}} {deadline_calls}");
+    assert!(metrics.contains(&deadlines), "{metrics}");
 }
 
 /// Waits (bounded) until `topic` has at least `n` records.

@@ -3,6 +3,8 @@
 -- has its own event_id (thread number + counter), so no delivery is a duplicate of another.
 -- With the script argument `publish` (`wrk ... -s deliveries.lua URL -- publish`) the same task
 -- events are published through the embedded sidecar's publish API instead, keyed by user.
+-- With `bulk N` each request is one bulk delivery (docs/dapr-contract.md §4) of N such events,
+-- entry ids "0".."N-1", as daprd sends a batch from one partition.
 
 local threads = {}
 function setup(thread)
@@ -14,6 +16,7 @@ function init(args)
   n = 0
   not_success = 0
   publish = args[1] == "publish"
+  bulk = args[1] == "bulk" and tonumber(args[2]) or nil
   wrk.method = "POST"
   wrk.path = "/events/task-events"
   wrk.headers["Content-Type"] = "application/cloudevents+json"
@@ -26,24 +29,44 @@ local cloud_event = '{"specversion":"1.0","id":"ce-%s","source":"load","type":"c
   .. '"datacontenttype":"application/json","pubsubname":"kafka-pubsub","topic":"task-events",'
   .. '"data":%s}'
 
-function request()
+local function delivery()
   n = n + 1
   local id = tid .. "-" .. n
   local kind = (n % 5 == 0) and "task.updated" or "task.completed"
+  local data = string.format(event, id, kind, 1000 + n, n % 7)
+  return string.format(cloud_event, id, data)
+end
+
+function request()
+  if bulk then
+    local entries = {}
+    for i = 1, bulk do
+      entries[i] = string.format('{"entryId":"%d","contentType":"application/cloudevents+json",'
+        .. '"metadata":{},"event":%s}', i - 1, delivery())
+    end
+    local body = '{"id":"load","pubsubname":"kafka-pubsub","topic":"task-events",'
+      .. '"type":"com.dapr.event.sent.bulk","entries":[' .. table.concat(entries, ",") .. ']}'
+    return wrk.format(nil, nil, {["Content-Type"] = "application/json"}, body)
+  end
   if publish then
+    n = n + 1
+    local id = tid .. "-" .. n
+    local kind = (n % 5 == 0) and "task.updated" or "task.completed"
     local user = n % 64
     local path = "/v1.0/publish/kafka-pubsub/task-events?metadata.partitionKey=user-" .. user
     return wrk.format(nil, path, {["Content-Type"] = "application/json"},
       string.format(event, id, kind, 1000 + n, user))
   end
-  local data = string.format(event, id, kind, 1000 + n, n % 7)
-  return wrk.format(nil, nil, nil, string.format(cloud_event, id, data))
+  return wrk.format(nil, nil, nil, delivery())
 end
 
--- A delivery is answered 200 with {"status": ...}, a publish 204; anything else is counted.
+-- A delivery is answered 200 with {"status": ...}, a batch with a SUCCESS per entry, a
+-- publish 204; anything else is counted.
 function response(status, headers, body)
   local ok = publish and status == 204
-    or (status == 200 and string.find(body, "SUCCESS", 1, true))
+    or (bulk and status == 200 and not string.find(body, "RETRY", 1, true)
+      and not string.find(body, "DROP", 1, true))
+    or (not bulk and status == 200 and string.find(body, "SUCCESS", 1, true))
   if not ok then
     not_success = not_success + 1
   end

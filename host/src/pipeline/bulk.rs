@@ -213,7 +213,14 @@ impl Pipeline {
             for (&index, result) in group.iter().zip(results) {
                 self.metrics.plugin_call(each);
                 // A failed call goes the single path, which retries it under the policy.
-                answers[index] = result.ok();
+                answers[index] = match result {
+                    Ok(answer) => Some(answer),
+                    Err(error) => {
+                        self.metrics.plugin_failure(&error);
+                        tracing::warn!(event = %batch[index].id, "{error}; handling it on its own");
+                        None
+                    }
+                };
             }
         }
         answers

@@ -1,6 +1,8 @@
 //! A daprd stand-in for load tests that answers every request at once, so the app under test is
 //! the only thing measured: `204 No Content` for everything (publish accepted, state saved, and
-//! for a state read "no such key", which the host's client treats as missing).
+//! for a state read "no such key", which the host's client treats as missing), except a bulk
+//! state read (`POST /v1.0/state/{store}/bulk`), answered as daprd answers missing keys:
+//! `[{"key": ...}]` for every key asked.
 //!
 //! It counts requests by method and the first three path segments (`POST /v1.0/publish`,
 //! `GET /v1.0/state`, ...) and answers `GET /counts` with them as text, so the load script can
@@ -78,7 +80,12 @@ async fn answer(
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     // Read the body: a client may wait for it to be consumed before reusing the connection.
-    let _ = req.into_body().collect().await;
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     if path == "/counts" {
         let text: String = counts
             .lock()
@@ -89,9 +96,28 @@ async fn answer(
         return Ok(Response::new(Full::new(Bytes::from(text))));
     }
     let head: Vec<&str> = path.split('/').take(3).collect();
-    let key = format!("{method} {}", head.join("/"));
+    let bulk_read = path.starts_with("/v1.0/state/") && path.ends_with("/bulk");
+    let key = format!(
+        "{method} {}{}",
+        head.join("/"),
+        if bulk_read { "/*/bulk" } else { "" }
+    );
     *counts.lock().expect("counts lock").entry(key).or_default() += 1;
+    if bulk_read {
+        return Ok(Response::new(Full::new(missing_keys(&body))));
+    }
     let mut response = Response::new(Full::new(Bytes::new()));
     *response.status_mut() = StatusCode::NO_CONTENT;
     Ok(response)
+}
+
+/// daprd's bulk-get answer for keys none of which exist: `[{"key": k}, ...]`.
+fn missing_keys(body: &[u8]) -> Bytes {
+    let request: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let keys = request["keys"].as_array().cloned().unwrap_or_default();
+    let items: Vec<serde_json::Value> = keys
+        .into_iter()
+        .map(|key| serde_json::json!({ "key": key }))
+        .collect();
+    Bytes::from(serde_json::Value::Array(items).to_string())
 }

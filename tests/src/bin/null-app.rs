@@ -9,6 +9,11 @@
 //! of the size the task plugin produces; how many per event type is set on the command line so
 //! the load script can match the host's counts (the sidecar reports both).
 //!
+//! A bulk batch (`{"entries": [...]}`) gets the host's bulk fast path (host/src/pipeline/bulk.rs):
+//! one bulk state read of every user's retry queue, every record and every completion's
+//! reminder timer, one bulk save of the pending records, one bulk publish of every emit, one bulk
+//! save of the done marks, and a status per entry.
+//!
 //! Usage: `null-app <app port> <sidecar port> [--emits-completed N] [--emits-other N]`.
 //! Loopback only; it stops after `--seconds` (default 600).
 
@@ -78,6 +83,18 @@ async fn subscribe() -> Json<Value> {
 }
 
 async fn deliver(State(app): State<Arc<App>>, body: Bytes) -> Json<Value> {
+    let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if let Some(entries) = event.get("entries").and_then(Value::as_array) {
+        let status = match handle_batch(&app, entries).await {
+            Ok(()) => "SUCCESS",
+            Err(_) => "RETRY",
+        };
+        let statuses: Vec<Value> = entries
+            .iter()
+            .map(|e| json!({"entryId": e["entryId"], "status": status}))
+            .collect();
+        return Json(json!({ "statuses": statuses }));
+    }
     let status = match handle(&app, &body).await {
         Ok(()) => "SUCCESS",
         Err(_) => "RETRY",
@@ -136,6 +153,55 @@ async fn handle(app: &App, body: &[u8]) -> Result<(), reqwest::Error> {
         .send()
         .await?
         .error_for_status()?;
+    Ok(())
+}
+
+async fn handle_batch(app: &App, entries: &[Value]) -> Result<(), reqwest::Error> {
+    let url = |path: &str| format!("{}{path}", app.sidecar);
+    let mut keys: Vec<String> = Vec::new();
+    let mut pending = Vec::new();
+    let mut done = Vec::new();
+    let mut publish = Vec::new();
+    for entry in entries {
+        let data = &entry["event"]["data"];
+        let id = data["event_id"].as_str().unwrap_or("none");
+        let completed = data["event_type"] == "task.completed";
+        let emits = if completed { app.emits_completed } else { app.emits_other };
+        let bodies: Vec<String> = (0..emits).map(|n| canned_emit(id, n, data)).collect();
+        let waiting = format!("waiting-{}", data["user_id"].as_str().unwrap_or("none"));
+        if !keys.contains(&waiting) {
+            keys.push(waiting);
+        }
+        keys.push(format!("processed-{id}"));
+        if completed {
+            keys.push(format!("timer-{}", data["task_id"]));
+        }
+        let record = |state: &str| {
+            json!({ "key": format!("processed-{id}"), "value": {"state": state,
+                "plugin": "task-plugin@x", "at": "2025-12-29T10:00:00Z", "emits": bodies},
+                "options": {"concurrency": "first-write"}})
+        };
+        pending.push(record("pending"));
+        done.push(record("done"));
+        for body in &bodies {
+            let event: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+            publish.push(json!({"entryId": publish.len().to_string(), "event": event,
+                "contentType": "application/cloudevents+json",
+                "metadata": {"partitionKey": data["user_id"]}}));
+        }
+    }
+    let read = json!({"keys": keys, "parallelism": 10});
+    let found = app.http.post(url("/v1.0/state/statestore/bulk")).json(&read);
+    let _: Value = found.send().await?.error_for_status()?.json().await?;
+    let save = app.http.post(url("/v1.0/state/statestore")).json(&pending);
+    save.send().await?.error_for_status()?;
+    if !publish.is_empty() {
+        let path = "/v1.0-alpha1/publish/bulk/kafka-pubsub/task-events";
+        let publish = app.http.post(url(path)).json(&publish);
+        publish.send().await?.error_for_status()?;
+    }
+    let save = app.http.post(url("/v1.0/state/statestore")).json(&done);
+    save.send().await?.error_for_status()?;
     Ok(())
 }
 
