@@ -49,6 +49,7 @@ mod dispatch;
 pub(crate) mod envelope;
 mod error;
 mod go_decode;
+mod group_commit;
 mod jobs;
 mod retention;
 mod scheduler;
@@ -77,6 +78,7 @@ pub use app_channel::{AppChannel, HttpApp};
 use envelope::{Envelope, Metadata};
 pub use error::EmbeddedError;
 use error::{ApiError, StoreError};
+use group_commit::GroupCommit;
 use staging::{StageRefusal, StagedJob, Staging};
 use state::{SaveOp, StateOp};
 use store::{Record, Store};
@@ -141,6 +143,14 @@ struct Inner {
     ready: std::sync::atomic::AtomicBool,
     /// Wakes the job scheduler when a job is scheduled (`scheduler.rs`).
     scheduler: tokio::sync::Notify,
+    /// Publishes waiting for the next group transaction (`group_commit.rs`).
+    group: Arc<GroupCommit>,
+}
+
+impl AsRef<Store> for Inner {
+    fn as_ref(&self) -> &Store {
+        &self.store
+    }
 }
 
 impl Embedded {
@@ -173,6 +183,7 @@ impl Embedded {
                 subscriptions: Mutex::new(Vec::new()),
                 ready: std::sync::atomic::AtomicBool::new(false),
                 scheduler: tokio::sync::Notify::new(),
+                group: Arc::default(),
             }),
         })
     }
@@ -344,9 +355,10 @@ impl Embedded {
         if recs.is_empty() {
             return Ok(Vec::new());
         }
-        let t = topic.to_string();
         let offsets = self
-            .blocking(move |s| s.append_many(&t, &recs))
+            .inner
+            .group
+            .append(self.inner.clone(), topic, recs)
             .await
             .map_err(|e| ApiError::storage("ERR_PUBSUB_PUBLISH_MESSAGE", e))?;
         if let Some(last) = offsets.last() {

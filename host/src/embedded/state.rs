@@ -132,9 +132,12 @@ fn check_etag(key: &str, given: &str, current: Option<u64>) -> Result<(), StateE
     }
 }
 
+/// A stored value and its version (the etag).
+pub type Versioned = (u64, Vec<u8>);
+
 impl Store {
     /// The value and etag of `key`, if present.
-    pub fn state_get(&self, store: &str, key: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+    pub fn state_get(&self, store: &str, key: &str) -> Result<Option<Versioned>, StoreError> {
         let mut found = self.state_get_many(store, std::slice::from_ref(&key))?;
         Ok(found.pop().flatten())
     }
@@ -144,7 +147,7 @@ impl Store {
         &self,
         store: &str,
         keys: &[impl AsRef<str>],
-    ) -> Result<Vec<Option<(u64, Vec<u8>)>>, StoreError> {
+    ) -> Result<Vec<Option<Versioned>>, StoreError> {
         use redb::ReadableDatabase;
         let tx = self.db.begin_read()?;
         let t = tx.open_table(STATE)?;

@@ -170,12 +170,24 @@ impl Store {
     }
 
     /// Appends all of `recs` to `topic` in one transaction; returns their offsets.
+    #[cfg(test)]
     pub fn append_many(&self, topic: &str, recs: &[Record]) -> Result<Vec<u64>, StoreError> {
+        let mut offsets = self.append_groups(&[(topic, recs)])?;
+        Ok(offsets.pop().unwrap_or_default())
+    }
+
+    /// Appends every group's records to its topic, all in one transaction (group_commit.rs);
+    /// returns each group's offsets.
+    pub fn append_groups(&self, groups: &[(&str, &[Record])]) -> Result<Vec<Vec<u64>>, StoreError> {
         let tx = self.db.begin_write()?;
-        let offsets = recs
+        let offsets = groups
             .iter()
-            .map(|rec| append_in(&tx, topic, rec))
-            .collect::<Result<Vec<u64>, StoreError>>()?;
+            .map(|(topic, recs)| {
+                recs.iter()
+                    .map(|rec| append_in(&tx, topic, rec))
+                    .collect::<Result<Vec<u64>, StoreError>>()
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
         tx.commit()?;
         Ok(offsets)
     }

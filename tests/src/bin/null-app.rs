@@ -166,7 +166,11 @@ async fn handle_batch(app: &App, entries: &[Value]) -> Result<(), reqwest::Error
         let data = &entry["event"]["data"];
         let id = data["event_id"].as_str().unwrap_or("none");
         let completed = data["event_type"] == "task.completed";
-        let emits = if completed { app.emits_completed } else { app.emits_other };
+        let emits = if completed {
+            app.emits_completed
+        } else {
+            app.emits_other
+        };
         let bodies: Vec<String> = (0..emits).map(|n| canned_emit(id, n, data)).collect();
         let waiting = format!("waiting-{}", data["user_id"].as_str().unwrap_or("none"));
         if !keys.contains(&waiting) {
@@ -191,7 +195,10 @@ async fn handle_batch(app: &App, entries: &[Value]) -> Result<(), reqwest::Error
         }
     }
     let read = json!({"keys": keys, "parallelism": 10});
-    let found = app.http.post(url("/v1.0/state/statestore/bulk")).json(&read);
+    let found = app
+        .http
+        .post(url("/v1.0/state/statestore/bulk"))
+        .json(&read);
     let _: Value = found.send().await?.error_for_status()?.json().await?;
     let save = app.http.post(url("/v1.0/state/statestore")).json(&pending);
     save.send().await?.error_for_status()?;
