@@ -9,8 +9,6 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use crate::pipeline::InstanceScope;
-
 /// Which sidecar the host pairs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SidecarChoice {
@@ -650,4 +648,17 @@ impl HttpArgs {
             body_read_timeout: Duration::from_millis(self.body_read_timeout_ms.max(1)),
         }
     }
+}
+
+/// Which entries of a bulk batch share a plugin instance (`--bulk-instance`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum InstanceScope {
+    /// A fresh instance per entry, as for single deliveries: nothing carries over.
+    #[default]
+    Entry,
+    /// One instance per user within a batch: a user's entries share memory, users never do.
+    User,
+    /// One instance for the whole batch: fastest, but one user's event stays in the memory
+    /// the next user's event is handled in. Only for plugins trusted not to carry data over.
+    Batch,
 }

@@ -20,7 +20,11 @@ pub fn app_delivery(body: &[u8]) -> usize {
         match serde_json::from_slice::<Value>(body) {
             Err(_) => return 0,
             Ok(value) => match bulk_entries(&value) {
-                Some(entries) => entries.iter().map(bulk_event).collect(),
+                Some(entries) => entries
+                    .iter()
+                    .cloned()
+                    .map(|mut e| bulk_event(&mut e))
+                    .collect(),
                 None => vec![envelope::from_value(value)],
             },
         };

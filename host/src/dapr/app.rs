@@ -195,11 +195,19 @@ async fn deliver(
         Ok(v) => v,
         Err(e) => return refuse(&app, sub, EnvelopeError::NotJson(e.to_string())),
     };
-    if let Some(entries) = bulk_entries(&value) {
-        if entries.len() > app.limits.max_bulk_entries {
-            tracing::warn!(route = %sub.route, entries = entries.len(), "refusing a bulk delivery: too many entries (--max-bulk-entries)");
-            return http_limits::too_many_entries(entries.len(), &app.limits);
+    if let Some(count) = bulk_entries(&value).map(Vec::len) {
+        if count > app.limits.max_bulk_entries {
+            tracing::warn!(route = %sub.route, entries = count, "refusing a bulk delivery: too many entries (--max-bulk-entries)");
+            return http_limits::too_many_entries(count, &app.limits);
         }
+        // Owned, so each entry's event moves into its delivery instead of being copied.
+        let entries = match value {
+            Value::Object(mut batch) => match batch.remove("entries") {
+                Some(Value::Array(entries)) => entries,
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        };
         let statuses = deliver_bulk(&app, sub, entries, trace).await;
         return Json(json!({ "statuses": statuses })).into_response();
     }
@@ -234,17 +242,20 @@ pub(crate) fn bulk_entries(value: &Value) -> Option<&Vec<Value>> {
 async fn deliver_bulk(
     app: &App,
     sub: &Subscription,
-    entries: &[Value],
+    entries: Vec<Value>,
     trace: Option<TraceContext>,
 ) -> Vec<Value> {
-    let mut statuses: Vec<(&str, Option<Status>)> = Vec::with_capacity(entries.len());
+    let mut statuses: Vec<(Value, Option<Status>)> = Vec::with_capacity(entries.len());
     let mut batch = Vec::with_capacity(entries.len());
-    for entry in entries {
-        let Some(entry_id) = entry.get("entryId").and_then(Value::as_str) else {
-            tracing::warn!(route = %sub.route, "bulk entry without entryId; daprd will retry it");
-            continue;
+    for mut entry in entries {
+        let entry_id = match entry.get_mut("entryId").map(Value::take) {
+            Some(id @ Value::String(_)) => id,
+            _ => {
+                tracing::warn!(route = %sub.route, "bulk entry without entryId; daprd will retry it");
+                continue;
+            }
         };
-        match bulk_event(entry) {
+        match bulk_event(&mut entry) {
             Ok(mut incoming) => {
                 incoming.trace = incoming.trace.or_else(|| trace.clone());
                 batch.push(incoming);
@@ -253,7 +264,7 @@ async fn deliver_bulk(
             Err(e) => {
                 app.pipeline.metrics.envelope_error();
                 app.pipeline.metrics.delivery(&sub.topic, Status::Drop);
-                tracing::warn!(route = %sub.route, entry_id, "dropping a bulk entry: {e}");
+                tracing::warn!(route = %sub.route, %entry_id, "dropping a bulk entry: {e}");
                 statuses.push((entry_id, Some(Status::Drop)));
             }
         }
@@ -268,16 +279,17 @@ async fn deliver_bulk(
         .collect()
 }
 
-/// A bulk entry's `event` is the parsed CloudEvent, or with rawPayload a base64 string.
-pub(crate) fn bulk_event(entry: &Value) -> Result<Incoming, EnvelopeError> {
-    match entry.get("event") {
+/// A bulk entry's `event` is the parsed CloudEvent, or with rawPayload a base64 string. The
+/// event is taken out of `entry`.
+pub(crate) fn bulk_event(entry: &mut Value) -> Result<Incoming, EnvelopeError> {
+    match entry.get_mut("event").map(Value::take) {
         Some(Value::String(b64)) => {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(b64)
                 .map_err(|_| EnvelopeError::BadBase64)?;
             envelope::parse(&bytes)
         }
-        Some(event) => envelope::from_value(event.clone()),
+        Some(event) => envelope::from_value(event),
         None => Err(EnvelopeError::NoData),
     }
 }

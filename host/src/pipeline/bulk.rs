@@ -29,31 +29,19 @@ use std::collections::{HashMap, HashSet};
 use bytes::Bytes;
 use tracing::Instrument as _;
 
-use super::Pipeline;
 use super::outcome::batch_records;
 use super::parking::{holds_events, queue_key};
 use super::recorded::{RecordedEmit, publish_metadata, recorded, state_key};
 use super::routing::Routing;
 use super::timers::{self, RecordedTimer, is_pending, timer_key};
+use super::{Pipeline, delivery};
+use crate::config::InstanceScope;
 use crate::dapr::Status;
 use crate::dapr::envelope::Incoming;
 use crate::plugin::Generation;
 use crate::plugin::bindings::timed::TimedOutcome;
-use crate::plugin::bindings::{Delivery, Outcome, Subscription};
+use crate::plugin::bindings::{Outcome, Subscription};
 use crate::sidecar::{Concurrency, PublishRequest, SaveItem, SidecarError, StateEntry};
-
-/// Which entries of a bulk batch share a plugin instance (`--bulk-instance`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum InstanceScope {
-    /// A fresh instance per entry, as for single deliveries: nothing carries over.
-    #[default]
-    Entry,
-    /// One instance per user within a batch: a user's entries share memory, users never do.
-    User,
-    /// One instance for the whole batch: fastest, but one user's event stays in the memory
-    /// the next user's event is handled in. Only for plugins trusted not to carry data over.
-    Batch,
-}
 
 /// A fast entry's state reads and what each must find.
 enum Expect {
@@ -203,7 +191,7 @@ impl Pipeline {
         }
         let deliveries = groups
             .iter()
-            .map(|g| g.iter().map(|&i| delivery(sub, &batch[i])).collect())
+            .map(|g| g.iter().map(|&i| delivery(sub, &batch[i], 1)).collect())
             .collect();
         let started = std::time::Instant::now();
         let results = generation.handle_batch(deliveries).await;
@@ -409,18 +397,5 @@ fn holds(expect: &Expect, found: Option<&Option<StateEntry>>) -> bool {
         (Expect::NoQueue, Some(entry)) => !holds_events(entry),
         (Expect::NoPendingTimer, Some(entry)) => !is_pending(entry),
         (Expect::Absent, Some(_)) => false,
-    }
-}
-
-/// The plugin's view of a first attempt.
-fn delivery(sub: &Subscription, incoming: &Incoming) -> Delivery {
-    Delivery {
-        id: incoming.id.clone(),
-        pubsub: sub.pubsub.clone(),
-        topic: sub.topic.clone(),
-        kind: incoming.kind.clone(),
-        source: incoming.source.clone(),
-        data: incoming.data.clone(),
-        attempt: 1,
     }
 }

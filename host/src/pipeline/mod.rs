@@ -29,6 +29,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
+use crate::config::InstanceScope;
 use crate::dapr::Status;
 use crate::dapr::envelope::Incoming;
 use crate::dead_letter::DeadLetterReason;
@@ -48,7 +49,6 @@ mod routing;
 mod sidecar_calls;
 mod timers;
 
-pub use bulk::InstanceScope;
 use routing::Routing;
 
 pub struct Pipeline {
@@ -140,15 +140,7 @@ impl Pipeline {
         loop {
             let generation = self.registry.current();
             Self::record_plugin(&generation, &mut named);
-            let delivery = Delivery {
-                id: incoming.id.clone(),
-                pubsub: sub.pubsub.clone(),
-                topic: sub.topic.clone(),
-                kind: incoming.kind.clone(),
-                source: incoming.source.clone(),
-                data: incoming.data.clone(),
-                attempt,
-            };
+            let delivery = delivery(sub, incoming, attempt);
             let started = std::time::Instant::now();
             let answer = generation.handle(delivery).await;
             self.metrics.plugin_call(started.elapsed());
@@ -241,6 +233,19 @@ impl Pipeline {
             }
             attempt += 1;
         }
+    }
+}
+
+/// The plugin's view of one attempt at `incoming`.
+fn delivery(sub: &Subscription, incoming: &Incoming, attempt: u32) -> Delivery {
+    Delivery {
+        id: incoming.id.clone(),
+        pubsub: sub.pubsub.clone(),
+        topic: sub.topic.clone(),
+        kind: incoming.kind.clone(),
+        source: incoming.source.clone(),
+        data: incoming.data.clone(),
+        attempt,
     }
 }
 
