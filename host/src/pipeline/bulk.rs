@@ -12,8 +12,10 @@
 //!   single path, which records and schedules it).
 //!
 //! Every other entry, and every later entry of the same user (so a user's order holds), goes
-//! through the single-delivery path ([`Pipeline::process`]) after the fast ones, in batch order;
-//! once one of them must be retried, that user's later entries answer RETRY unprocessed.
+//! through the single-delivery path after the fast ones, in batch order. There a plugin retry
+//! is parked at once instead of waited in place (waits would add up over a batch), so RETRY
+//! only means the sidecar failed past its retry budget: the batch's remaining entries then
+//! answer RETRY unprocessed, and the batch is held at most one retry budget.
 //!
 //! Failures: the bulk read failing answers RETRY for the batch (nothing was written). The bulk
 //! save of the pending records failing (a rival delivery's record, or daprd's 500 for
@@ -25,6 +27,7 @@
 //! Plugin instances: `--bulk-instance` says which entries share one (`InstanceScope`).
 
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tracing::Instrument as _;
@@ -140,22 +143,24 @@ impl Pipeline {
             FastEnd::Answer(status) => return self.all(sub, batch, status),
         }
 
-        // The single path, in batch order, for whatever the fast path did not take.
-        let mut retrying: HashSet<Option<&str>> = HashSet::new();
-        for ((status, incoming), routing) in statuses.iter_mut().zip(batch).zip(&routings) {
+        // The single path, in batch order, for whatever the fast path did not take. Plugin
+        // retries park at once (a batch must not add up in-place waits), so a RETRY here means
+        // the sidecar failed past its retry budget: the rest of the batch is answered RETRY
+        // rather than spending that budget again per entry, and daprd re-sends them.
+        let mut failed = false;
+        for (status, incoming) in statuses.iter_mut().zip(batch) {
             if status.is_some() {
                 continue;
             }
-            let user = routing.user_id.as_deref();
-            let answer = if retrying.contains(&user) {
-                tracing::info!(event = %incoming.id, "an earlier entry of this user must be retried; retrying this one after it");
+            let answer = if failed {
                 self.metrics.delivery(&sub.topic, Status::Retry);
                 Status::Retry
             } else {
-                self.process(sub, incoming).await
+                self.process_waiting(sub, incoming, Duration::ZERO).await
             };
-            if answer == Status::Retry {
-                retrying.insert(user);
+            if answer == Status::Retry && !failed {
+                tracing::info!(event = %incoming.id, "an entry must be retried; retrying the rest of the batch after it");
+                failed = true;
             }
             *status = Some(answer);
         }

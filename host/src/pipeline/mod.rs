@@ -79,6 +79,18 @@ impl Pipeline {
     /// the trace context and the plugin that handles it, so every line (text or JSON) says which
     /// delivery and which plugin it is about.
     pub async fn process(&self, sub: &Subscription, incoming: &Incoming) -> Status {
+        self.process_waiting(sub, incoming, self.max_in_place_wait)
+            .await
+    }
+
+    /// [`process`](Self::process), waiting plugin retry delays up to `in_place` inside the
+    /// delivery and parking longer ones.
+    async fn process_waiting(
+        &self,
+        sub: &Subscription,
+        incoming: &Incoming,
+        in_place: Duration,
+    ) -> Status {
         let span = tracing::info_span!(
             "delivery",
             event = %incoming.id,
@@ -91,7 +103,10 @@ impl Pipeline {
             span.record("traceparent", trace.traceparent.as_str());
         }
         crate::telemetry::continue_trace(&span, incoming.trace.as_ref());
-        let status = self.process_inner(sub, incoming).instrument(span).await;
+        let status = self
+            .process_inner(sub, incoming, in_place)
+            .instrument(span)
+            .await;
         self.metrics.delivery(&sub.topic, status);
         status
     }
@@ -106,12 +121,22 @@ impl Pipeline {
         }
     }
 
-    async fn process_inner(&self, sub: &Subscription, incoming: &Incoming) -> Status {
+    async fn process_inner(
+        &self,
+        sub: &Subscription,
+        incoming: &Incoming,
+        in_place: Duration,
+    ) -> Status {
         let routing = Routing::read(&incoming.data);
         if let Some(status) = self.wait_behind(sub, incoming, &routing).await {
             return status;
         }
-        match self.attempts(sub, incoming, &routing, 1, Vec::new()).await {
+        let first = Attempt {
+            number: 1,
+            reasons: Vec::new(),
+            in_place,
+        };
+        match self.attempts(sub, incoming, &routing, first).await {
             Step::Finished(status) => status,
             Step::Park {
                 attempt,
@@ -124,18 +149,22 @@ impl Pipeline {
         }
     }
 
-    /// Calls the plugin from attempt `first` on, waiting short retry delays in place, until the
-    /// event is finished or a delay is too long to hold the delivery for (`parking.rs`).
-    /// `reasons` are the earlier attempts' failures.
+    /// Calls the plugin from attempt `first.number` on, waiting retry delays up to
+    /// `first.in_place` in place, until the event is finished or a delay is too long to hold
+    /// the delivery for (`parking.rs`).
     async fn attempts(
         &self,
         sub: &Subscription,
         incoming: &Incoming,
         routing: &Routing,
-        first: u32,
-        mut reasons: Vec<String>,
+        first: Attempt,
     ) -> Step {
-        let mut attempt = first.max(1);
+        let Attempt {
+            number,
+            mut reasons,
+            in_place,
+        } = first;
+        let mut attempt = number.max(1);
         let mut named = None;
         loop {
             let generation = self.registry.current();
@@ -219,7 +248,7 @@ impl Pipeline {
                 );
             };
             let delay = Duration::from_millis(u64::from(*delay));
-            if delay > self.max_in_place_wait {
+            if delay > in_place {
                 return Step::Park {
                     attempt: attempt + 1,
                     reasons,
@@ -247,6 +276,16 @@ fn delivery(sub: &Subscription, incoming: &Incoming, attempt: u32) -> Delivery {
         data: incoming.data.clone(),
         attempt,
     }
+}
+
+/// Where a run of attempts starts.
+struct Attempt {
+    /// The attempt to make first (1 for a new event).
+    number: u32,
+    /// The earlier attempts' failures.
+    reasons: Vec<String>,
+    /// The longest retry delay to wait inside the delivery; longer ones park.
+    in_place: Duration,
 }
 
 /// Where a run of attempts ended.

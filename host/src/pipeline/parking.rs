@@ -24,7 +24,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::routing::Routing;
-use super::{Pipeline, Step};
+use super::{Attempt, Pipeline, Step};
 use crate::dapr::Status;
 use crate::dapr::envelope::Incoming;
 use crate::plugin::bindings::Subscription;
@@ -313,15 +313,12 @@ impl Pipeline {
             let (sub, incoming) = (head.subscription(), head.incoming());
             let routing = Routing::read(&incoming.data);
             tracing::info!(queue = %key, event = %incoming.id, attempt = head.attempt, "running a parked event");
-            let step = self
-                .attempts(
-                    &sub,
-                    &incoming,
-                    &routing,
-                    head.attempt,
-                    head.reasons.clone(),
-                )
-                .await;
+            let first = Attempt {
+                number: head.attempt,
+                reasons: head.reasons.clone(),
+                in_place: self.max_in_place_wait,
+            };
+            let step = self.attempts(&sub, &incoming, &routing, first).await;
             let next_head = match step {
                 Step::Finished(Status::Retry) => {
                     return Err(format!(
