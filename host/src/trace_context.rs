@@ -57,10 +57,19 @@ impl TraceContext {
 
     /// The context of a CloudEvent's JSON text (e.g. a recorded emit's exact bytes).
     pub fn of_body(body: &str) -> Option<TraceContext> {
-        match serde_json::from_str::<Value>(body).ok()? {
-            Value::Object(event) => TraceContext::from_event(&event),
-            _ => None,
+        // Only the two attributes: the rest of the event is skipped, not built.
+        #[derive(serde::Deserialize)]
+        struct Attributes<'a> {
+            #[serde(borrow, default)]
+            traceparent: Option<std::borrow::Cow<'a, str>>,
+            #[serde(borrow, default)]
+            tracestate: Option<std::borrow::Cow<'a, str>>,
         }
+        let attributes = serde_json::from_str::<Attributes>(body).ok()?;
+        TraceContext::parse(
+            attributes.traceparent.as_deref(),
+            attributes.tracestate.as_deref(),
+        )
     }
 
     /// Sets the trace attributes of a CloudEvent JSON object.

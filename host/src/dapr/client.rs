@@ -12,6 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use reqwest::StatusCode;
 use serde_json::json;
+use serde_json::value::RawValue;
 
 use crate::sidecar::{
     BoxFuture, Concurrency, PublishRequest, SaveItem, SidecarApi, SidecarError, StateEntry,
@@ -217,7 +218,7 @@ impl SidecarApi for DaprClient {
         items: Vec<SaveItem>,
     ) -> BoxFuture<'a, Result<(), SidecarError>> {
         Box::pin(async move {
-            let body: Vec<serde_json::Value> = items
+            let body: Vec<SaveBody> = items
                 .iter()
                 .map(|i| save_item(&i.key, &i.value, &i.concurrency, i.ttl))
                 .collect();
@@ -235,16 +236,22 @@ impl SidecarApi for DaprClient {
         messages: Vec<PublishRequest>,
     ) -> BoxFuture<'_, Result<(), SidecarError>> {
         Box::pin(async move {
-            let mut topics: Vec<((String, String), Vec<serde_json::Value>)> = Vec::new();
+            #[derive(serde::Serialize)]
+            #[serde(rename_all = "camelCase")]
+            struct Entry {
+                entry_id: String,
+                event: Box<RawValue>,
+                content_type: String,
+                metadata: std::collections::BTreeMap<String, String>,
+            }
+            let mut topics: Vec<((String, String), Vec<Entry>)> = Vec::new();
             for (n, m) in messages.into_iter().enumerate() {
-                let event: serde_json::Value =
-                    serde_json::from_slice(&m.body).unwrap_or_else(|_| {
-                        serde_json::Value::String(String::from_utf8_lossy(&m.body).into_owned())
-                    });
-                let metadata: serde_json::Map<String, serde_json::Value> =
-                    m.metadata.into_iter().map(|(k, v)| (k, json!(v))).collect();
-                let entry = json!({"entryId": n.to_string(), "event": event,
-                    "contentType": m.content_type, "metadata": metadata});
+                let entry = Entry {
+                    entry_id: n.to_string(),
+                    event: raw_json(&m.body),
+                    content_type: m.content_type,
+                    metadata: m.metadata.into_iter().collect(),
+                };
                 let target = (m.pubsub, m.topic);
                 match topics.iter_mut().find(|(t, _)| *t == target) {
                     Some((_, entries)) => entries.push(entry),
@@ -274,28 +281,49 @@ struct BulkItem {
     error: Option<String>,
 }
 
-/// One item of daprd's state save body (`POST /v1.0/state/{store}`).
-fn save_item(
-    key: &str,
+/// One item of daprd's state save body (`POST /v1.0/state/{store}`). The value is embedded as
+/// it is when it is JSON (the host's records are), else as a JSON string; it is never parsed
+/// into a tree and written back.
+#[derive(serde::Serialize)]
+struct SaveBody<'a> {
+    key: &'a str,
+    value: Box<RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    etag: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    options: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<serde_json::Value>,
+}
+
+fn save_item<'a>(
+    key: &'a str,
     value: &[u8],
-    concurrency: &Concurrency,
+    concurrency: &'a Concurrency,
     ttl: Option<Duration>,
-) -> serde_json::Value {
-    let value: serde_json::Value = serde_json::from_slice(value)
-        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(value).into_owned()));
-    let mut item = json!({"key": key, "value": value});
-    match concurrency {
-        Concurrency::LastWrite => {}
-        Concurrency::FirstWrite => item["options"] = json!({"concurrency": "first-write"}),
-        Concurrency::IfMatch(etag) => {
-            item["etag"] = json!(etag);
-            item["options"] = json!({"concurrency": "first-write"});
-        }
+) -> SaveBody<'a> {
+    let first_write = || Some(json!({"concurrency": "first-write"}));
+    let (etag, options) = match concurrency {
+        Concurrency::LastWrite => (None, None),
+        Concurrency::FirstWrite => (None, first_write()),
+        Concurrency::IfMatch(etag) => (Some(etag.as_str()), first_write()),
+    };
+    SaveBody {
+        key,
+        value: raw_json(value),
+        etag,
+        options,
+        metadata: ttl.map(|ttl| json!({"ttlInSeconds": ttl.as_secs().max(1).to_string()})),
     }
-    if let Some(ttl) = ttl {
-        item["metadata"] = json!({"ttlInSeconds": ttl.as_secs().max(1).to_string()});
+}
+
+/// `bytes` as a JSON value: themselves when they are JSON, else a JSON string of them.
+fn raw_json(bytes: &[u8]) -> Box<RawValue> {
+    match serde_json::from_slice::<&RawValue>(bytes) {
+        Ok(raw) => raw.to_owned(),
+        Err(_) => serde_json::value::to_raw_value(&String::from_utf8_lossy(bytes))
+            .expect("a string serializes"),
     }
-    item
 }
 
 /// One URL path segment, percent-encoded (keys and names may hold `/`, `?`, spaces).

@@ -3,7 +3,7 @@
 //! state keys and job names the store and the scheduler accept.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use crate::plugin::bindings::Emit;
@@ -52,33 +52,95 @@ pub(super) fn publish_metadata(emit: &RecordedEmit) -> Vec<(String, String)> {
 }
 
 /// The CloudEvent the host publishes for one emit: the plugin's deterministic id and type,
-/// partitioned by the emit's key, in the trace of the delivery that caused it.
+/// partitioned by the emit's key, in the trace of the delivery that caused it. The emit's data
+/// is embedded as the plugin wrote it when it is JSON (else as a JSON string), and the event is
+/// written straight to text, never built as a `Value` tree: this runs for every emit.
 pub(super) fn recorded(emit: &Emit, app_id: &str, trace: Option<&TraceContext>) -> RecordedEmit {
-    let data: Value =
-        serde_json::from_str(&emit.data).unwrap_or_else(|_| Value::String(emit.data.clone()));
-    let mut event = json!({
-        "specversion": "1.0",
-        "id": emit.id,
-        "source": app_id,
-        "type": emit.kind,
-        "datacontenttype": "application/json",
-        "data": data,
-    });
-    if let Some(trace) = trace {
-        trace.stamp(&mut event);
+    #[derive(Serialize)]
+    #[serde(untagged)]
+    enum Data<'a> {
+        Json(&'a RawValue),
+        Text(&'a str),
     }
+    #[derive(Serialize)]
+    struct CloudEvent<'a> {
+        specversion: &'static str,
+        id: &'a str,
+        source: &'a str,
+        #[serde(rename = "type")]
+        kind: &'a str,
+        datacontenttype: &'static str,
+        data: Data<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        traceparent: Option<&'a str>,
+        // daprd's legacy name for it; without it a daprd-compatible sidecar blanks traceparent.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        traceid: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tracestate: Option<&'a str>,
+    }
+    let data = match serde_json::from_str::<&RawValue>(&emit.data) {
+        Ok(raw) => Data::Json(raw),
+        Err(_) => Data::Text(&emit.data),
+    };
+    let traceparent = trace.map(|t| t.traceparent.as_str());
+    let event = CloudEvent {
+        specversion: "1.0",
+        id: &emit.id,
+        source: app_id,
+        kind: &emit.kind,
+        datacontenttype: "application/json",
+        data,
+        traceparent,
+        traceid: traceparent,
+        tracestate: trace.and_then(|t| t.tracestate.as_deref()),
+    };
     RecordedEmit {
         topic: emit.topic.clone(),
         key: emit.key.clone(),
         id: emit.id.clone(),
-        body: event.to_string(),
+        body: serde_json::to_string(&event).expect("a CloudEvent serializes"),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::state_key;
+    use super::{recorded, state_key};
+    use crate::plugin::bindings::Emit;
+    use crate::trace_context::TraceContext;
     use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    #[test]
+    fn an_emit_becomes_its_cloudevent_with_the_data_as_written_and_the_trace() {
+        let emit = |data: &str| Emit {
+            topic: "task-events".into(),
+            key: "user-1".into(),
+            id: "evt-next".into(),
+            kind: "task.created".into(),
+            data: data.into(),
+        };
+        let trace = TraceContext::parse(
+            Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+            Some("vendor=1"),
+        );
+        let json_data = r#"{"event_id":"evt-next","title":"Water \"the\" plants"}"#;
+        let with_trace = recorded(&emit(json_data), "app", trace.as_ref());
+        let expected = format!(
+            r#"{{"specversion":"1.0","id":"evt-next","source":"app","type":"task.created","datacontenttype":"application/json","data":{json_data},"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01","traceid":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01","tracestate":"vendor=1"}}"#
+        );
+        assert_eq!(with_trace.body, expected);
+        assert_eq!(
+            TraceContext::of_body(&with_trace.body),
+            trace,
+            "the trace reads back"
+        );
+        // Data that is not JSON travels as a JSON string; no trace, no trace attributes.
+        let text = recorded(&emit("not json"), "app", None);
+        let event: Value = serde_json::from_str(&text.body).unwrap();
+        assert_eq!(event["data"], json!("not json"));
+        assert!(event.get("traceparent").is_none() && event.get("traceid").is_none());
+    }
 
     #[test]
     fn plain_ids_keep_their_readable_key() {
