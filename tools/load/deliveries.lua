@@ -1,8 +1,11 @@
 -- wrk script: single CloudEvent deliveries to /events/task-events, like daprd sends them.
 -- 80% task.completed (DAILY, 1.0 shape as tests/src/events.rs), 20% task.updated; every event
--- has its own event_id (thread number + counter), so no delivery is a duplicate of another.
+-- has its own event_id and task_id (thread number + counter), so no delivery is a duplicate of
+-- another and no two completions make the same next task.
 -- With the script argument `publish` (`wrk ... -s deliveries.lua URL -- publish`) the same task
 -- events are published through the embedded sidecar's publish API instead, keyed by user.
+-- With `publish-bulk N` each request is one bulk publish (`/v1.0-alpha1/publish/bulk/...`) of N
+-- such events, each with its user as partition key.
 -- With `bulk N` each request is one bulk delivery (docs/dapr-contract.md §4) of N such events,
 -- entry ids "0".."N-1", as daprd sends a batch from one partition.
 
@@ -17,6 +20,8 @@ function init(args)
   not_success = 0
   publish = args[1] == "publish"
   bulk = args[1] == "bulk" and tonumber(args[2]) or nil
+  publish_bulk = args[1] == "publish-bulk" and tonumber(args[2]) or nil
+  publish = publish or publish_bulk ~= nil
   wrk.method = "POST"
   wrk.path = "/events/task-events"
   wrk.headers["Content-Type"] = "application/cloudevents+json"
@@ -33,11 +38,29 @@ local function delivery()
   n = n + 1
   local id = tid .. "-" .. n
   local kind = (n % 5 == 0) and "task.updated" or "task.completed"
-  local data = string.format(event, id, kind, 1000 + n, n % 7)
+  local data = string.format(event, id, kind, 1000 + n + tid * 100000000, n % 7)
   return string.format(cloud_event, id, data)
 end
 
+local function published_event()
+  n = n + 1
+  local id = tid .. "-" .. n
+  local kind = (n % 5 == 0) and "task.updated" or "task.completed"
+  local user = n % 64
+  return user, string.format(event, id, kind, 1000 + n + tid * 100000000, user)
+end
+
 function request()
+  if publish_bulk then
+    local entries = {}
+    for i = 1, publish_bulk do
+      local user, body = published_event()
+      entries[i] = string.format('{"entryId":"%d","contentType":"application/json",'
+        .. '"metadata":{"partitionKey":"user-%d"},"event":%s}', i - 1, user, body)
+    end
+    return wrk.format(nil, "/v1.0-alpha1/publish/bulk/kafka-pubsub/task-events",
+      {["Content-Type"] = "application/json"}, "[" .. table.concat(entries, ",") .. "]")
+  end
   if bulk then
     local entries = {}
     for i = 1, bulk do
@@ -49,13 +72,9 @@ function request()
     return wrk.format(nil, nil, {["Content-Type"] = "application/json"}, body)
   end
   if publish then
-    n = n + 1
-    local id = tid .. "-" .. n
-    local kind = (n % 5 == 0) and "task.updated" or "task.completed"
-    local user = n % 64
+    local user, body = published_event()
     local path = "/v1.0/publish/kafka-pubsub/task-events?metadata.partitionKey=user-" .. user
-    return wrk.format(nil, path, {["Content-Type"] = "application/json"},
-      string.format(event, id, kind, 1000 + n, user))
+    return wrk.format(nil, path, {["Content-Type"] = "application/json"}, body)
   end
   return wrk.format(nil, nil, nil, delivery())
 end

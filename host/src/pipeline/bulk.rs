@@ -124,6 +124,7 @@ impl Pipeline {
                         .is_none_or(|k| claimed.insert(k.clone()))
             });
             if fast.is_none() {
+                tracing::debug!(user, "entry takes the single path");
                 single_users.insert(user);
             }
             *plan = fast;
