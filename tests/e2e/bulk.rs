@@ -270,3 +270,49 @@ async fn the_host_asks_for_bulk_and_the_sidecar_delivers_batches() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_refused_bulk_publish_is_replayed_entry_by_entry_from_the_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = DaprMode::start(HOST, dir.path(), None, &[], &[]).await;
+    // The broker refuses the batch for good (a 400 is never retried): each entry's own
+    // delivery then publishes exactly the bytes its pending record holds.
+    p.sidecar_proxy
+        .fail_next("/v1.0-alpha1/publish/bulk", 1, 400);
+    let events = completions(90..96);
+    assert_eq!(deliver(&p, &events).await, vec!["SUCCESS"; 6]);
+    let created = created_for(&p, 6).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(created_for(&p, 6).await.len(), 6, "{created:#?}");
+    let singles = p
+        .sidecar_proxy
+        .journal_for("/v1.0/publish/kafka-pubsub/task-events");
+    assert_eq!(singles.len(), 6, "one single publish per entry");
+}
+
+#[tokio::test]
+async fn an_unavailable_broker_retries_the_batch_and_the_redelivery_publishes_the_same_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--sidecar-retry-budget-ms", "300"];
+    let p = DaprMode::start(HOST, dir.path(), None, &args, &[]).await;
+    p.sidecar_proxy
+        .fail_next("/v1.0-alpha1/publish/bulk", 1000, 503);
+    let events = completions(110..115);
+    assert_eq!(deliver(&p, &events).await, vec!["RETRY"; 5]);
+    assert!(created_for_now(&p).await.is_empty(), "nothing published");
+    p.sidecar_proxy.clear_faults();
+    // daprd re-sends the batch: the recorded outcomes are published, once each.
+    assert_eq!(deliver(&p, &events).await, vec!["SUCCESS"; 5]);
+    let created = created_for(&p, 5).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(created_for(&p, 5).await.len(), 5, "{created:#?}");
+}
+
+/// The `task.created` published so far, without waiting.
+async fn created_for_now(p: &DaprMode) -> Vec<Value> {
+    topic_records(&p.sidecar, "task-events")
+        .await
+        .into_iter()
+        .filter(|r| r["event"]["type"] == "task.created")
+        .collect()
+}
