@@ -150,13 +150,7 @@ pub trait SidecarApi: Send + Sync + 'static {
         store: &'a str,
         keys: &'a [String],
     ) -> BoxFuture<'a, Result<Vec<Option<StateEntry>>, SidecarError>> {
-        Box::pin(async move {
-            let mut found = Vec::with_capacity(keys.len());
-            for key in keys {
-                found.push(self.get_state(store, key).await?);
-            }
-            Ok(found)
-        })
+        Box::pin(get_each(self, store, keys))
     }
 
     /// Saves `items` like `POST /v1.0/state/{store}` with several items. Not atomic (daprd's
@@ -167,13 +161,7 @@ pub trait SidecarApi: Send + Sync + 'static {
         store: &'a str,
         items: Vec<SaveItem>,
     ) -> BoxFuture<'a, Result<(), SidecarError>> {
-        Box::pin(async move {
-            for item in items {
-                self.save_state(store, &item.key, item.value, item.concurrency, item.ttl)
-                    .await?;
-            }
-            Ok(())
-        })
+        Box::pin(save_each(self, store, items))
     }
 
     /// Publishes `messages`, all on one pub/sub and topic, like daprd's bulk publish
@@ -184,13 +172,60 @@ pub trait SidecarApi: Send + Sync + 'static {
         &self,
         messages: Vec<PublishRequest>,
     ) -> BoxFuture<'_, Result<(), SidecarError>> {
-        Box::pin(async move {
-            for message in messages {
-                self.publish(message).await?;
-            }
-            Ok(())
-        })
+        Box::pin(publish_each(self, messages))
     }
+}
+
+/// [`SidecarApi::get_bulk_state`] as one [`get_state`](SidecarApi::get_state) per key: the
+/// default, and what a sidecar does where it cannot batch.
+pub async fn get_each(
+    api: &(impl SidecarApi + ?Sized),
+    store: &str,
+    keys: &[String],
+) -> Result<Vec<Option<StateEntry>>, SidecarError> {
+    let mut found = Vec::with_capacity(keys.len());
+    for key in keys {
+        found.push(api.get_state(store, key).await?);
+    }
+    Ok(found)
+}
+
+/// [`SidecarApi::save_bulk_state`] as one [`save_state`](SidecarApi::save_state) per item.
+pub async fn save_each(
+    api: &(impl SidecarApi + ?Sized),
+    store: &str,
+    items: Vec<SaveItem>,
+) -> Result<(), SidecarError> {
+    for item in items {
+        api.save_state(store, &item.key, item.value, item.concurrency, item.ttl)
+            .await?;
+    }
+    Ok(())
+}
+
+/// [`SidecarApi::publish_bulk`] as one [`publish`](SidecarApi::publish) per message.
+pub async fn publish_each(
+    api: &(impl SidecarApi + ?Sized),
+    messages: Vec<PublishRequest>,
+) -> Result<(), SidecarError> {
+    for message in messages {
+        api.publish(message).await?;
+    }
+    Ok(())
+}
+
+/// `messages` grouped by pub/sub and topic (groups in order of first appearance, messages in
+/// order within each): a bulk publish is one request per topic.
+pub fn by_topic(messages: Vec<PublishRequest>) -> Vec<((String, String), Vec<PublishRequest>)> {
+    let mut topics: Vec<((String, String), Vec<PublishRequest>)> = Vec::new();
+    for message in messages {
+        let target = (message.pubsub.clone(), message.topic.clone());
+        match topics.iter_mut().find(|(t, _)| *t == target) {
+            Some((_, group)) => group.push(message),
+            None => topics.push((target, vec![message])),
+        }
+    }
+    topics
 }
 
 /// The Jobs API request body (`POST /v1.0-alpha1/jobs/{name}`) of a one-shot job due after

@@ -16,6 +16,7 @@ use serde_json::value::RawValue;
 
 use crate::sidecar::{
     BoxFuture, Concurrency, PublishRequest, SaveItem, SidecarApi, SidecarError, StateEntry,
+    by_topic,
 };
 
 #[derive(Clone)]
@@ -57,11 +58,7 @@ impl SidecarApi for DaprClient {
             let path = format!(
                 "/v1.0/publish/{}/{}",
                 segment(&req.pubsub),
-                req.topic
-                    .split('/')
-                    .map(segment)
-                    .collect::<Vec<_>>()
-                    .join("/")
+                topic_path(&req.topic)
             );
             let query: Vec<(String, String)> = req
                 .metadata
@@ -244,25 +241,21 @@ impl SidecarApi for DaprClient {
                 content_type: String,
                 metadata: std::collections::BTreeMap<String, String>,
             }
-            let mut topics: Vec<((String, String), Vec<Entry>)> = Vec::new();
-            for (n, m) in messages.into_iter().enumerate() {
-                let entry = Entry {
-                    entry_id: n.to_string(),
-                    event: raw_json(&m.body),
-                    content_type: m.content_type,
-                    metadata: m.metadata.into_iter().collect(),
-                };
-                let target = (m.pubsub, m.topic);
-                match topics.iter_mut().find(|(t, _)| *t == target) {
-                    Some((_, entries)) => entries.push(entry),
-                    None => topics.push((target, vec![entry])),
-                }
-            }
-            for ((pubsub, topic), entries) in topics {
+            for ((pubsub, topic), messages) in by_topic(messages) {
+                let entries: Vec<Entry> = messages
+                    .into_iter()
+                    .enumerate()
+                    .map(|(n, m)| Entry {
+                        entry_id: n.to_string(),
+                        event: raw_json(&m.body),
+                        content_type: m.content_type,
+                        metadata: m.metadata.into_iter().collect(),
+                    })
+                    .collect();
                 let path = format!(
                     "/v1.0-alpha1/publish/bulk/{}/{}",
                     segment(&pubsub),
-                    topic.split('/').map(segment).collect::<Vec<_>>().join("/")
+                    topic_path(&topic)
                 );
                 let req = self.request(reqwest::Method::POST, &path).json(&entries);
                 send(req, "bulk publish").await?;
@@ -324,6 +317,11 @@ fn raw_json(bytes: &[u8]) -> Box<RawValue> {
         Err(_) => serde_json::value::to_raw_value(&String::from_utf8_lossy(bytes))
             .expect("a string serializes"),
     }
+}
+
+/// A topic as the rest of a publish path: each `/`-separated part percent-encoded.
+fn topic_path(topic: &str) -> String {
+    topic.split('/').map(segment).collect::<Vec<_>>().join("/")
 }
 
 /// One URL path segment, percent-encoded (keys and names may hold `/`, `?`, spaces).

@@ -536,18 +536,12 @@ impl SidecarApi for Embedded {
         concurrency: Concurrency,
         ttl: Option<Duration>,
     ) -> BoxFuture<'a, Result<(), SidecarError>> {
-        let (etag, first_write) = match concurrency {
-            Concurrency::LastWrite => (None, false),
-            Concurrency::FirstWrite => (None, true),
-            Concurrency::IfMatch(etag) => (Some(etag), true),
-        };
-        let op = StateOp::Upsert(SaveOp {
+        let op = StateOp::Upsert(SaveOp::from(SaveItem {
             key: key.to_string(),
-            value: value.to_vec(),
-            etag,
-            first_write,
-            ttl_secs: ttl.map(|t| t.as_secs()),
-        });
+            value,
+            concurrency,
+            ttl,
+        }));
         Box::pin(async move {
             if let Some(staging) = Staging::current() {
                 return self.stage_state(&staging, store, op).await;

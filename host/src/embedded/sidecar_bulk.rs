@@ -12,7 +12,7 @@ use super::error::ApiError;
 use super::staging::Staging;
 use super::state::{SaveOp, StateOp};
 use crate::sidecar::{
-    Concurrency, PublishRequest, SaveItem, SidecarApi as _, SidecarError, StateEntry,
+    PublishRequest, SaveItem, SidecarError, StateEntry, by_topic, get_each, publish_each, save_each,
 };
 
 impl Embedded {
@@ -23,11 +23,7 @@ impl Embedded {
         keys: &[String],
     ) -> Result<Vec<Option<StateEntry>>, SidecarError> {
         if Staging::current().is_some() {
-            let mut found = Vec::with_capacity(keys.len());
-            for key in keys {
-                found.push(self.get_state(store, key).await?);
-            }
-            return Ok(found);
+            return get_each(self, store, keys).await;
         }
         self.check_store(store).map_err(ApiError::into_sidecar)?;
         for key in keys {
@@ -56,28 +52,11 @@ impl Embedded {
         items: Vec<SaveItem>,
     ) -> Result<(), SidecarError> {
         if Staging::current().is_some() {
-            for i in items {
-                self.save_state(store, &i.key, i.value, i.concurrency, i.ttl)
-                    .await?;
-            }
-            return Ok(());
+            return save_each(self, store, items).await;
         }
         let ops = items
             .into_iter()
-            .map(|i| {
-                let (etag, first_write) = match i.concurrency {
-                    Concurrency::LastWrite => (None, false),
-                    Concurrency::FirstWrite => (None, true),
-                    Concurrency::IfMatch(etag) => (Some(etag), true),
-                };
-                StateOp::Upsert(SaveOp {
-                    key: i.key,
-                    value: i.value.to_vec(),
-                    etag,
-                    first_write,
-                    ttl_secs: i.ttl.map(|t| t.as_secs()),
-                })
-            })
+            .map(|item| StateOp::Upsert(SaveOp::from(item)))
             .collect();
         self.state_apply(store, ops, "ERR_STATE_SAVE")
             .await
@@ -90,26 +69,19 @@ impl Embedded {
         messages: Vec<PublishRequest>,
     ) -> Result<(), SidecarError> {
         if Staging::current().is_some() {
-            for m in messages {
-                self.publish(m).await?;
-            }
-            return Ok(());
+            return publish_each(self, messages).await;
         }
-        let mut topics: Vec<((String, String), Vec<super::api::BulkEntry>)> = Vec::new();
-        for (n, m) in messages.into_iter().enumerate() {
-            let entry = super::api::BulkEntry {
-                id: n.to_string(),
-                content_type: m.content_type,
-                body: m.body.to_vec(),
-                metadata: Metadata::from_pairs(m.metadata),
-            };
-            let target = (m.pubsub, m.topic);
-            match topics.iter_mut().find(|(t, _)| *t == target) {
-                Some((_, entries)) => entries.push(entry),
-                None => topics.push((target, vec![entry])),
-            }
-        }
-        for ((pubsub, topic), entries) in topics {
+        for ((pubsub, topic), messages) in by_topic(messages) {
+            let entries = messages
+                .into_iter()
+                .enumerate()
+                .map(|(n, m)| super::api::BulkEntry {
+                    id: n.to_string(),
+                    content_type: m.content_type,
+                    body: m.body.to_vec(),
+                    metadata: Metadata::from_pairs(m.metadata),
+                })
+                .collect();
             self.publish_many(&pubsub, &topic, entries)
                 .await
                 .map_err(ApiError::into_sidecar)?;

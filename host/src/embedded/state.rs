@@ -52,6 +52,26 @@ pub(crate) struct SaveOp {
     pub ttl_secs: Option<u64>,
 }
 
+impl From<crate::sidecar::SaveItem> for SaveOp {
+    /// A save the in-process host asks for, as the store applies it (first-write with an etag
+    /// is daprd's "only over this version").
+    fn from(item: crate::sidecar::SaveItem) -> SaveOp {
+        use crate::sidecar::Concurrency;
+        let (etag, first_write) = match item.concurrency {
+            Concurrency::LastWrite => (None, false),
+            Concurrency::FirstWrite => (None, true),
+            Concurrency::IfMatch(etag) => (Some(etag), true),
+        };
+        SaveOp {
+            key: item.key,
+            value: item.value.to_vec(),
+            etag,
+            first_write,
+            ttl_secs: item.ttl.map(|t| t.as_secs()),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum StateError {
     #[error(

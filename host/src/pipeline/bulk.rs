@@ -34,7 +34,7 @@ use tracing::Instrument as _;
 
 use super::outcome::batch_records;
 use super::parking::{holds_events, queue_key};
-use super::recorded::{RecordedEmit, publish_metadata, recorded, state_key};
+use super::recorded::{RecordedEmit, publish_request, recorded, state_key};
 use super::routing::Routing;
 use super::timers::{self, RecordedTimer, is_pending, timer_key};
 use super::{Pipeline, delivery};
@@ -179,21 +179,20 @@ impl Pipeline {
         batch: &[Incoming],
         routings: &[Routing],
     ) -> Vec<Option<TimedOutcome>> {
+        // Entries with the same key share an instance; groups keep the batch's order.
         let mut groups: Vec<Vec<usize>> = Vec::new();
-        let mut by_user: HashMap<Option<&str>, usize> = HashMap::new();
+        let mut group_of: HashMap<(usize, Option<&str>), usize> = HashMap::new();
         for (index, routing) in routings.iter().enumerate() {
-            let group = match self.bulk_instance {
-                InstanceScope::Entry => None,
-                InstanceScope::User => by_user.get(&routing.user_id.as_deref()).copied(),
-                InstanceScope::Batch => (!groups.is_empty()).then_some(0),
+            let key = match self.bulk_instance {
+                InstanceScope::Entry => (index, None),
+                InstanceScope::User => (0, routing.user_id.as_deref()),
+                InstanceScope::Batch => (0, None),
             };
-            match group {
-                Some(g) => groups[g].push(index),
-                None => {
-                    by_user.insert(routing.user_id.as_deref(), groups.len());
-                    groups.push(vec![index]);
-                }
-            }
+            let group = *group_of.entry(key).or_insert_with(|| {
+                groups.push(Vec::new());
+                groups.len() - 1
+            });
+            groups[group].push(index);
         }
         let deliveries = groups
             .iter()
@@ -337,13 +336,7 @@ impl Pipeline {
         let messages: Vec<PublishRequest> = fast
             .iter()
             .flat_map(|plan| &plan.emits)
-            .map(|emit| PublishRequest {
-                pubsub: sub.pubsub.clone(),
-                topic: emit.topic.clone(),
-                content_type: "application/cloudevents+json".into(),
-                body: Bytes::from(emit.body.clone()),
-                metadata: publish_metadata(emit),
-            })
+            .map(|emit| publish_request(&sub.pubsub, emit))
             .collect();
         if !messages.is_empty() {
             let what = "publishing the batch's emits";

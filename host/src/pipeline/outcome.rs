@@ -26,14 +26,14 @@ use serde_json::{Value, json};
 
 use super::Pipeline;
 use super::dead_letter::host_problem;
-use super::recorded::{RecordedEmit, publish_metadata, recorded, state_key};
+use super::recorded::{RecordedEmit, publish_request, recorded, state_key};
 use super::timers::RecordedTimer;
 use crate::dapr::Status;
 use crate::dapr::envelope::Incoming;
 use crate::dead_letter::DeadLetterReason;
 use crate::plugin::Generation;
 use crate::plugin::bindings::{Handled, Subscription};
-use crate::sidecar::{Concurrency, PublishRequest, SidecarError, StateEntry};
+use crate::sidecar::{Concurrency, SidecarError, StateEntry};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -255,13 +255,7 @@ impl Pipeline {
         sub: &Subscription,
         emit: &RecordedEmit,
     ) -> Result<(), SidecarError> {
-        let request = PublishRequest {
-            pubsub: sub.pubsub.clone(),
-            topic: emit.topic.clone(),
-            content_type: "application/cloudevents+json".into(),
-            body: Bytes::from(emit.body.clone()),
-            metadata: publish_metadata(emit),
-        };
+        let request = publish_request(&sub.pubsub, emit);
         let what = "publishing an emitted event";
         self.with_retries(what, || self.sidecar.publish(request.clone()))
             .await

@@ -2,11 +2,13 @@
 //! metadata, and the one rule that turns outside values (event ids, user ids, timer names) into
 //! state keys and job names the store and the scheduler accept.
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use crate::plugin::bindings::Emit;
+use crate::sidecar::PublishRequest;
 use crate::trace_context::TraceContext;
 
 /// A dedupe key longer than this, or with other characters, is hashed.
@@ -42,8 +44,19 @@ pub(super) struct RecordedEmit {
     pub body: String,
 }
 
+/// The publish request for a recorded emit on `pubsub`: its exact bytes, partition key and trace.
+pub(super) fn publish_request(pubsub: &str, emit: &RecordedEmit) -> PublishRequest {
+    PublishRequest {
+        pubsub: pubsub.to_string(),
+        topic: emit.topic.clone(),
+        content_type: "application/cloudevents+json".into(),
+        body: Bytes::from(emit.body.clone()),
+        metadata: publish_metadata(emit),
+    }
+}
+
 /// The partition key, and the trace context of the recorded bytes as daprd's publish metadata.
-pub(super) fn publish_metadata(emit: &RecordedEmit) -> Vec<(String, String)> {
+fn publish_metadata(emit: &RecordedEmit) -> Vec<(String, String)> {
     let mut metadata = vec![("partitionKey".into(), emit.key.clone())];
     if let Some(trace) = TraceContext::of_body(&emit.body) {
         metadata.extend(trace.metadata());
