@@ -14,5 +14,12 @@ pub mod recurrence;
 pub mod schema;
 pub mod series;
 
+#[cfg(any(target_arch = "wasm32", test))]
+mod class_alloc;
 #[cfg(target_arch = "wasm32")]
 mod component;
+
+/// A fresh instance per call makes a simple allocator the fast one (class_alloc.rs).
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: class_alloc::ClassAlloc = class_alloc::ClassAlloc::new();

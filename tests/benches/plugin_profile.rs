@@ -6,6 +6,7 @@
 //! the built binary (target/release/deps/plugin_profile-*) under a profiler; `<call>` one of `handle`, `validate`, `migrate`,
 //! `occurrences`, `instantiate`, `native-handle`. Prints mean wall time and minor page faults
 //! per call of this thread (from /proc/thread-self/stat), after a warm-up of 200 calls.
+//! `PLUGIN_PROFILE_WASM=<file>` runs another build of the task plugin instead of the bundled one.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -99,10 +100,15 @@ fn measured(iterations: u32, call: impl FnMut(u32)) {
     (0..iterations).for_each(call);
 }
 
-/// The task plugin, compiled once into a file under the system temp dir when
-/// `PLUGIN_PROFILE_CACHE=1` (so valgrind runs do not spend their time in Cranelift).
+/// The task plugin (or the build at `PLUGIN_PROFILE_WASM`, for a before/after in one run),
+/// compiled once into a file under the system temp dir when `PLUGIN_PROFILE_CACHE=1` (so
+/// valgrind runs do not spend their time in Cranelift).
 fn load(runtime: &Runtime) -> Plugin {
-    let bytes = task_events_tests::plugins::task_plugin_bytes();
+    let other = std::env::var_os("PLUGIN_PROFILE_WASM")
+        .map(|path| std::fs::read(path).expect("reading PLUGIN_PROFILE_WASM"));
+    let bytes = other
+        .as_deref()
+        .unwrap_or(task_events_tests::plugins::task_plugin_bytes());
     if std::env::var_os("PLUGIN_PROFILE_CACHE").is_none() {
         return Plugin::load(runtime, bytes).expect("task plugin");
     }

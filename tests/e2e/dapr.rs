@@ -75,7 +75,7 @@ async fn subscriptions_deliveries_publish_and_idempotency_record() {
     let saves = p.sidecar_proxy.journal_for("/v1.0/state/statestore");
     let save = saves
         .iter()
-        .find(|x| x.method == "POST")
+        .find(|x| x.method == "POST" && x.path == "/v1.0/state/statestore")
         .expect("a state save");
     assert_eq!(save.request_json()[0]["metadata"]["ttlInSeconds"], "604800");
 }

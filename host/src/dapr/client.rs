@@ -115,9 +115,7 @@ impl SidecarApi for DaprClient {
         Box::pin(async move {
             let item = save_item(key, &value, &concurrency, ttl);
             let path = format!("/v1.0/state/{}", segment(store));
-            let req = self
-                .request(reqwest::Method::POST, &path)
-                .json(&json!([item]));
+            let req = self.request(reqwest::Method::POST, &path).json(&[item]);
             send(req, "state save").await.map(drop)
         })
     }

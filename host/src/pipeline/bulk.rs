@@ -274,23 +274,6 @@ impl Pipeline {
         })
     }
 
-    /// One bulk read of `keys`, retried in place like any sidecar call.
-    async fn read_all(
-        &self,
-        keys: &[String],
-    ) -> Result<HashMap<String, Option<StateEntry>>, SidecarError> {
-        if keys.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let store = self.state_store.as_str();
-        let found = self
-            .with_retries("reading the batch's records", || {
-                self.sidecar.get_bulk_state(store, keys)
-            })
-            .await?;
-        Ok(keys.iter().cloned().zip(found).collect())
-    }
-
     /// Records, publishes and marks done every fast entry (`plans`' `Some`s).
     async fn publish_fast(
         &self,

@@ -35,8 +35,8 @@ use crate::dapr::envelope::Incoming;
 use crate::dead_letter::DeadLetterReason;
 use crate::metrics::Metrics;
 use crate::plugin::bindings::timed::TimedOutcome;
-use crate::plugin::bindings::{Delivery, Outcome, Subscription};
-use crate::plugin::{Generation, Registry};
+use crate::plugin::bindings::{Delivery, Handled, Outcome, Subscription};
+use crate::plugin::{CallError, Generation, Registry};
 use crate::sidecar::Sidecar;
 
 mod bulk;
@@ -44,6 +44,7 @@ mod dead_letter;
 pub(crate) mod dead_letter_log;
 mod outcome;
 mod parking;
+mod prefetch;
 mod recorded;
 mod routing;
 mod sidecar_calls;
@@ -128,7 +129,27 @@ impl Pipeline {
         in_place: Duration,
     ) -> Status {
         let routing = Routing::read(&incoming.data);
-        if let Some(status) = self.wait_behind(sub, incoming, &routing).await {
+        // The plugin first: a `done` answer names every key the delivery reads, and they are
+        // read at once (prefetch.rs).
+        let generation = self.registry.current();
+        let answer = self.call_plugin(&generation, sub, incoming, 1).await;
+        let found = match &answer {
+            Ok(TimedOutcome {
+                outcome: Outcome::Done(handled),
+                timers,
+            }) => {
+                let keys = prefetch::keys(self, &routing, handled, timers);
+                match self.read_all(&keys).await {
+                    Ok(found) => Some(found),
+                    Err(e) => return self.sidecar_failed("reading the delivery's records", e),
+                }
+            }
+            _ => None,
+        };
+        if let Some(status) = self
+            .wait_behind(sub, incoming, &routing, found.as_ref())
+            .await
+        {
             return status;
         }
         let first = Attempt {
@@ -136,7 +157,15 @@ impl Pipeline {
             reasons: Vec::new(),
             in_place,
         };
-        match self.attempts(sub, incoming, &routing, first).await {
+        let answered = Answered {
+            generation,
+            answer,
+            found,
+        };
+        match self
+            .attempts(sub, incoming, &routing, first, Some(answered))
+            .await
+        {
             Step::Finished(status) => status,
             Step::Park {
                 attempt,
@@ -149,15 +178,30 @@ impl Pipeline {
         }
     }
 
-    /// Calls the plugin from attempt `first.number` on, waiting retry delays up to
-    /// `first.in_place` in place, until the event is finished or a delay is too long to hold
-    /// the delivery for (`parking.rs`).
+    /// One plugin call for attempt `attempt` at `incoming`, timed.
+    async fn call_plugin(
+        &self,
+        generation: &Arc<Generation>,
+        sub: &Subscription,
+        incoming: &Incoming,
+        attempt: u32,
+    ) -> Result<TimedOutcome, CallError> {
+        let started = std::time::Instant::now();
+        let answer = generation.handle(delivery(sub, incoming, attempt)).await;
+        self.metrics.plugin_call(started.elapsed());
+        answer
+    }
+
+    /// Calls the plugin from attempt `first.number` on (taking `answered` as that attempt's
+    /// answer when given), waiting retry delays up to `first.in_place` in place, until the
+    /// event is finished or a delay is too long to hold the delivery for (`parking.rs`).
     async fn attempts(
         &self,
         sub: &Subscription,
         incoming: &Incoming,
         routing: &Routing,
         first: Attempt,
+        mut answered: Option<Answered>,
     ) -> Step {
         let Attempt {
             number,
@@ -167,12 +211,15 @@ impl Pipeline {
         let mut attempt = number.max(1);
         let mut named = None;
         loop {
-            let generation = self.registry.current();
+            let (generation, answer, found) = match answered.take() {
+                Some(a) => (a.generation, a.answer, a.found),
+                None => {
+                    let generation = self.registry.current();
+                    let answer = self.call_plugin(&generation, sub, incoming, attempt).await;
+                    (generation, answer, None)
+                }
+            };
             Self::record_plugin(&generation, &mut named);
-            let delivery = delivery(sub, incoming, attempt);
-            let started = std::time::Instant::now();
-            let answer = generation.handle(delivery).await;
-            self.metrics.plugin_call(started.elapsed());
             let reason = match answer {
                 // Declared effects only (plugin/effects.rs): an emit the host refuses
                 // dead-letters the whole delivery with the reason; nothing is published.
@@ -204,8 +251,13 @@ impl Pipeline {
                             let user = routing.user_id.as_deref().unwrap_or_default();
                             let trace = incoming.trace.as_ref();
                             let kept = timers::record(&changes, user, &self.app_id, trace);
-                            self.finish(sub, incoming, &generation, handled, kept, attempt)
-                                .await
+                            let done = Done {
+                                generation: &generation,
+                                handled,
+                                timers: kept,
+                                attempt,
+                            };
+                            self.finish(sub, incoming, done, found.as_ref()).await
                         }
                     };
                     return Step::Finished(status);
@@ -276,6 +328,25 @@ fn delivery(sub: &Subscription, incoming: &Incoming, attempt: u32) -> Delivery {
         data: incoming.data.clone(),
         attempt,
     }
+}
+
+/// An attempt's answer made before the run of attempts started, with what the delivery's
+/// one read found for it (prefetch.rs).
+struct Answered {
+    generation: Arc<Generation>,
+    answer: Result<TimedOutcome, CallError>,
+    found: Option<Found>,
+}
+
+/// What one state read found, by key (prefetch.rs); a key that was not read is absent.
+type Found = std::collections::HashMap<String, Option<crate::sidecar::StateEntry>>;
+
+/// A `done` answer the host accepted: what `finish` records and publishes.
+struct Done<'a> {
+    generation: &'a Generation,
+    handled: Handled,
+    timers: Vec<timers::RecordedTimer>,
+    attempt: u32,
 }
 
 /// Where a run of attempts starts.

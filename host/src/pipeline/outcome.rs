@@ -22,17 +22,16 @@
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
-use super::Pipeline;
 use super::dead_letter::host_problem;
 use super::recorded::{RecordedEmit, publish_request, recorded, state_key};
 use super::timers::RecordedTimer;
+use super::{Done, Found, Pipeline};
 use crate::dapr::Status;
 use crate::dapr::envelope::Incoming;
 use crate::dead_letter::DeadLetterReason;
 use crate::plugin::Generation;
-use crate::plugin::bindings::{Handled, Subscription};
+use crate::plugin::bindings::Subscription;
 use crate::sidecar::{Concurrency, SidecarError, StateEntry};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,14 +74,22 @@ impl OutcomeRecord {
 
     /// What replaces the record once its emits are published: their ids, not their bytes.
     fn done_bytes(&self) -> Bytes {
-        let done = json!({
-            "state": "done",
-            "plugin": self.plugin,
-            "at": chrono::Utc::now().to_rfc3339(),
-            "emits": Vec::<Value>::new(),
-            "ids": self.emits.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
-        });
-        Bytes::from(done.to_string())
+        #[derive(Serialize)]
+        struct DoneMark<'a> {
+            state: RecordState,
+            plugin: &'a str,
+            at: String,
+            emits: &'a [RecordedEmit],
+            ids: Vec<&'a str>,
+        }
+        let done = DoneMark {
+            state: RecordState::Done,
+            plugin: &self.plugin,
+            at: chrono::Utc::now().to_rfc3339(),
+            emits: &[],
+            ids: self.emits.iter().map(|e| e.id.as_str()).collect(),
+        };
+        Bytes::from(serde_json::to_vec(&done).expect("a record serializes"))
     }
 
     /// A stored record; anything that is not a pending outcome (a done record, an older host's
@@ -95,16 +102,21 @@ impl OutcomeRecord {
 }
 
 impl Pipeline {
-    /// Records the outcome, publishes it, marks it done; or replays a recorded one.
+    /// Records the outcome, publishes it, marks it done; or replays a recorded one. Keys in
+    /// `found` (prefetch.rs) are not read again.
     pub(super) async fn finish(
         &self,
         sub: &Subscription,
         incoming: &Incoming,
-        generation: &Generation,
-        handled: Handled,
-        timers: Vec<RecordedTimer>,
-        attempt: u32,
+        done: Done<'_>,
+        found: Option<&Found>,
     ) -> Status {
+        let Done {
+            generation,
+            handled,
+            timers,
+            attempt,
+        } = done;
         let refused = |why: String| async move {
             let problem = host_problem("sidecar-refused", why);
             self.dead_letter(
@@ -123,19 +135,22 @@ impl Pipeline {
             .map(|e| recorded(e, &self.app_id, incoming.trace.as_ref()))
             .collect();
         let Some(key) = state_key(&handled.dedupe_key) else {
-            return match self.publish_all(sub, &emits, &timers).await {
+            return match self.publish_all(sub, &emits, &timers, found).await {
                 Published::Refused(why) => refused(why).await,
                 Published::Status(status) => status,
             };
         };
         let store = self.state_store.as_str();
         let what = "reading the outcome record";
-        let existing = match self
-            .with_retries(what, || self.sidecar.get_state(store, &key))
-            .await
-        {
-            Ok(found) => found,
-            Err(e) => return self.sidecar_failed(what, e),
+        let existing = match found.and_then(|f| f.get(&key)) {
+            Some(entry) => entry.clone(),
+            None => match self
+                .with_retries(what, || self.sidecar.get_state(store, &key))
+                .await
+            {
+                Ok(entry) => entry,
+                Err(e) => return self.sidecar_failed(what, e),
+            },
         };
         if let Some(entry) = existing {
             return match self.replay(sub, &key, &entry).await {
@@ -148,10 +163,14 @@ impl Pipeline {
             // during a switch-over, an event it handled is not handled again.
             let legacy = format!("{prefix}{}", handled.dedupe_key);
             let what = "reading the seed-style idempotency record";
-            match self
-                .with_retries(what, || self.sidecar.get_state(store, &legacy))
-                .await
-            {
+            let read = match found.and_then(|f| f.get(&legacy)) {
+                Some(entry) => Ok(entry.clone()),
+                None => {
+                    self.with_retries(what, || self.sidecar.get_state(store, &legacy))
+                        .await
+                }
+            };
+            match read {
                 Ok(Some(_)) => {
                     self.metrics.duplicate();
                     tracing::info!(key = %legacy, "already handled by the previous service; publishing nothing");
@@ -197,7 +216,10 @@ impl Pipeline {
             }
             Err(e) => return self.sidecar_failed(what, e),
         }
-        match self.publish_all(sub, &record.emits, &record.timers).await {
+        match self
+            .publish_all(sub, &record.emits, &record.timers, found)
+            .await
+        {
             Published::Status(Status::Success) => {
                 self.mark_done(&key, &record).await;
                 Status::Success
@@ -216,19 +238,22 @@ impl Pipeline {
         };
         tracing::info!(key, plugin = %record.plugin, emits = record.emits.len(),
             "redelivery of an unfinished outcome; republishing it as first recorded");
-        let published = self.publish_all(sub, &record.emits, &record.timers).await;
+        let published = self
+            .publish_all(sub, &record.emits, &record.timers, None)
+            .await;
         if let Published::Status(Status::Success) = published {
             self.mark_done(key, &record).await;
         }
         published
     }
 
-    /// Publishes `emits`, then applies `timers`.
+    /// Publishes `emits`, then applies `timers` (reading only what `found` lacks).
     async fn publish_all(
         &self,
         sub: &Subscription,
         emits: &[RecordedEmit],
         timers: &[RecordedTimer],
+        found: Option<&Found>,
     ) -> Published {
         let settled = async {
             for emit in emits {
@@ -240,7 +265,7 @@ impl Pipeline {
                     e => e,
                 })?;
             }
-            self.apply_timers(sub, timers).await
+            self.apply_timers(sub, timers, found).await
         };
         match settled.await {
             Ok(()) => Published::Status(Status::Success),

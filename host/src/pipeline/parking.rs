@@ -24,7 +24,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::routing::Routing;
-use super::{Attempt, Pipeline, Step};
+use super::{Attempt, Found, Pipeline, Step};
 use crate::dapr::Status;
 use crate::dapr::envelope::Incoming;
 use crate::plugin::bindings::Subscription;
@@ -135,21 +135,28 @@ fn bytes(queue: &Queue) -> Bytes {
 
 impl Pipeline {
     /// If `incoming`'s user has parked events, joins their queue and answers; `None`: go on.
+    /// The queue is read unless `found` (prefetch.rs) holds it.
     pub(super) async fn wait_behind(
         &self,
         sub: &Subscription,
         incoming: &Incoming,
         routing: &Routing,
+        found: Option<&Found>,
     ) -> Option<Status> {
         let (key, job) = names(routing.user_id.as_deref());
         let store = self.state_store.as_str();
+        let mut prefetched = found.and_then(|f| f.get(&key)).cloned();
         for _ in 0..MAX_RACES {
-            let entry = match self
-                .with_retries("reading the user's retry queue", || {
-                    self.sidecar.get_state(store, &key)
-                })
-                .await
-            {
+            let queue = match prefetched.take() {
+                Some(entry) => Ok(entry),
+                None => {
+                    self.with_retries("reading the user's retry queue", || {
+                        self.sidecar.get_state(store, &key)
+                    })
+                    .await
+                }
+            };
+            let entry = match queue {
                 Ok(Some(entry)) => entry,
                 Ok(None) => return None,
                 Err(e) => return Some(self.sidecar_failed("reading the user's retry queue", e)),
@@ -318,7 +325,7 @@ impl Pipeline {
                 reasons: head.reasons.clone(),
                 in_place: self.max_in_place_wait,
             };
-            let step = self.attempts(&sub, &incoming, &routing, first).await;
+            let step = self.attempts(&sub, &incoming, &routing, first, None).await;
             let next_head = match step {
                 Step::Finished(Status::Retry) => {
                     return Err(format!(

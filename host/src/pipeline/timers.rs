@@ -33,10 +33,10 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::Pipeline;
 use super::dead_letter::host_problem;
 use super::recorded::{RecordedEmit, key_part, recorded};
 use super::routing::Routing;
+use super::{Found, Pipeline};
 use crate::plugin::bindings::timed::TimerChange;
 use crate::plugin::bindings::{Emit, Problem, Subscription};
 use crate::plugin::effects::EffectPolicy;
@@ -214,6 +214,18 @@ fn guard(etag: &Option<String>) -> Concurrency {
     }
 }
 
+/// A stored timer's record and etag; `None` when there is none (or it is unreadable: logged).
+fn timer_record(key: &str, entry: Option<StateEntry>) -> Option<(TimerRecord, Option<String>)> {
+    let entry = entry?;
+    match serde_json::from_slice::<TimerRecord>(&entry.value) {
+        Ok(record) => Some((record, entry.etag)),
+        Err(e) => {
+            tracing::error!(key, "the timer record is unreadable ({e}); it is ignored");
+            None
+        }
+    }
+}
+
 /// Milliseconds from now until `at` (0 when past or unreadable).
 fn due_in(at: &str) -> Duration {
     let at = DateTime::parse_from_rfc3339(at).map(|t| t.with_timezone(&Utc));
@@ -228,12 +240,17 @@ impl Pipeline {
         &self,
         sub: &Subscription,
         timers: &[RecordedTimer],
+        found: Option<&Found>,
     ) -> Result<(), SidecarError> {
         for timer in timers {
             match timer {
                 RecordedTimer::Cancel { user, name } => {
                     let key = timer_key(user, name);
-                    let Some((record, etag)) = self.read_timer(&key).await? else {
+                    let read = match found.and_then(|f| f.get(&key)) {
+                        Some(entry) => Ok(timer_record(&key, entry.clone())),
+                        None => self.read_timer(&key).await,
+                    };
+                    let Some((record, etag)) = read? else {
                         continue;
                     };
                     if record.state != TimerState::Pending {
@@ -360,19 +377,10 @@ impl Pipeline {
     ) -> Result<Option<(TimerRecord, Option<String>)>, SidecarError> {
         let store = self.state_store.as_str();
         let what = "reading a timer";
-        let Some(entry) = self
+        let entry = self
             .with_retries(what, || self.sidecar.get_state(store, key))
-            .await?
-        else {
-            return Ok(None);
-        };
-        match serde_json::from_slice::<TimerRecord>(&entry.value) {
-            Ok(record) => Ok(Some((record, entry.etag))),
-            Err(e) => {
-                tracing::error!(key, "the timer record is unreadable ({e}); it is ignored");
-                Ok(None)
-            }
-        }
+            .await?;
+        Ok(timer_record(key, entry))
     }
 
     /// Saves a timer's record under `concurrency`, expiring after `ttl`.

@@ -2,8 +2,9 @@
 //! sidecar) that makes the host's sidecar calls for each delivery but runs no plugin.
 //!
 //! Per delivery, like the host's pipeline (host/src/pipeline/outcome.rs) for an event whose
-//! outcome has a dedupe key: parse the CloudEvent, read the user's retry queue (`GET state`,
-//! pipeline/parking.rs), read the outcome record (`GET state`), save
+//! outcome has a dedupe key: parse the CloudEvent, read the user's retry queue, the outcome
+//! record and a completion's reminder in one bulk read (`POST state/bulk`,
+//! pipeline/prefetch.rs), save
 //! a pending record first-write (`POST state`), publish each emit (`POST publish`), mark the
 //! record done (`POST state`), answer `{"status":"SUCCESS"}`. The emits are canned CloudEvents
 //! of the size the task plugin produces; how many per event type is set on the command line so
@@ -117,13 +118,15 @@ async fn handle(app: &App, body: &[u8]) -> Result<(), reqwest::Error> {
     let url = |path: &str| format!("{}{path}", app.sidecar);
     // The host first checks whether the user has parked (delayed) events to queue behind.
     let user = data["user_id"].as_str().unwrap_or("none");
+    // One read for every key the delivery depends on (host/src/pipeline/prefetch.rs): the
+    // user's retry queue, the outcome record, and for a completion its task's reminder.
+    let mut keys = vec![format!("waiting-{user}"), key.clone()];
+    if data["event_type"] == "task.completed" {
+        keys.push(format!("timer-{}", data["task_id"]));
+    }
     app.http
-        .get(url(&format!("/v1.0/state/statestore/waiting-{user}")))
-        .send()
-        .await?
-        .error_for_status()?;
-    app.http
-        .get(url(&format!("/v1.0/state/statestore/{key}")))
+        .post(url("/v1.0/state/statestore/bulk"))
+        .json(&json!({"keys": keys, "parallelism": 10}))
         .send()
         .await?
         .error_for_status()?;

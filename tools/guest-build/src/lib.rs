@@ -61,9 +61,13 @@ pub fn build_component(workspace_root: &Path, package: &str, package_dir: &Path)
     for watched in [
         package_dir.join("src"),
         package_dir.join("Cargo.toml"),
+        package_dir.join("build.rs"),
         workspace_root.join("wit"),
     ] {
-        println!("cargo:rerun-if-changed={}", watched.display());
+        // A missing path would make cargo rerun this script on every build.
+        if watched.exists() {
+            println!("cargo:rerun-if-changed={}", watched.display());
+        }
     }
     let file = format!("{}.wasm", package.replace('-', "_"));
     let wasm = target_dir.join(TARGET).join("release").join(file);
