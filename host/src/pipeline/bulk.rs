@@ -12,7 +12,8 @@
 //!   single path, which records and schedules it).
 //!
 //! Every other entry, and every later entry of the same user (so a user's order holds), goes
-//! through the single-delivery path after the fast ones, in batch order. There a plugin retry
+//! through the single-delivery path after the fast ones, in batch order, with the plugin pass's
+//! answer as its first attempt (a failing plugin is not called twice). There a plugin retry
 //! is parked at once instead of waited in place (waits would add up over a batch), so RETRY
 //! only means the sidecar failed past its retry budget: the batch's remaining entries then
 //! answer RETRY unprocessed, and the batch is held at most one retry budget.
@@ -41,9 +42,9 @@ use super::{Pipeline, delivery};
 use crate::config::InstanceScope;
 use crate::dapr::Status;
 use crate::dapr::envelope::Incoming;
-use crate::plugin::Generation;
 use crate::plugin::bindings::timed::TimedOutcome;
 use crate::plugin::bindings::{Outcome, Subscription};
+use crate::plugin::{CallError, Generation};
 use crate::sidecar::{Concurrency, PublishRequest, SaveItem, SidecarError, StateEntry};
 
 /// A fast entry's state reads and what each must find.
@@ -83,10 +84,10 @@ impl Pipeline {
         tracing::Span::current().record("plugin", generation.plugin.label());
         let answers = self.call_batch(&generation, sub, batch, &routings).await;
         let mut plans: Vec<Option<Fast>> = answers
-            .into_iter()
+            .iter()
             .zip(batch.iter().zip(&routings))
             .map(|(answer, (incoming, routing))| {
-                self.plan(&generation, sub, incoming, routing, answer?)
+                self.plan(&generation, sub, incoming, routing, answer.as_ref().ok()?)
             })
             .collect();
 
@@ -148,8 +149,9 @@ impl Pipeline {
         // retries park at once (a batch must not add up in-place waits), so a RETRY here means
         // the sidecar failed past its retry budget: the rest of the batch is answered RETRY
         // rather than spending that budget again per entry, and daprd re-sends them.
+        // Each takes the pass's answer as its first attempt: the plugin is not called twice.
         let mut failed = false;
-        for (status, incoming) in statuses.iter_mut().zip(batch) {
+        for ((status, incoming), answer) in statuses.iter_mut().zip(batch).zip(answers) {
             if status.is_some() {
                 continue;
             }
@@ -157,7 +159,9 @@ impl Pipeline {
                 self.metrics.delivery(&sub.topic, Status::Retry);
                 Status::Retry
             } else {
-                self.process_waiting(sub, incoming, Duration::ZERO).await
+                let first = Some((generation.clone(), answer));
+                self.process_waiting(sub, incoming, Duration::ZERO, first)
+                    .await
             };
             if answer == Status::Retry && !failed {
                 tracing::info!(event = %incoming.id, "an entry must be retried; retrying the rest of the batch after it");
@@ -178,7 +182,7 @@ impl Pipeline {
         sub: &Subscription,
         batch: &[Incoming],
         routings: &[Routing],
-    ) -> Vec<Option<TimedOutcome>> {
+    ) -> Vec<Result<TimedOutcome, CallError>> {
         // Entries with the same key share an instance; groups keep the batch's order.
         let mut groups: Vec<Vec<usize>> = Vec::new();
         let mut group_of: HashMap<(usize, Option<&str>), usize> = HashMap::new();
@@ -201,22 +205,20 @@ impl Pipeline {
         let started = std::time::Instant::now();
         let results = generation.handle_batch(deliveries).await;
         let each = started.elapsed() / u32::try_from(batch.len().max(1)).unwrap_or(u32::MAX);
-        let mut answers: Vec<Option<TimedOutcome>> = (0..batch.len()).map(|_| None).collect();
+        let mut answers: Vec<Option<Result<TimedOutcome, CallError>>> =
+            (0..batch.len()).map(|_| None).collect();
         for (group, results) in groups.iter().zip(results) {
             for (&index, result) in group.iter().zip(results) {
                 self.metrics.plugin_call(each);
-                // A failed call goes the single path, which retries it under the policy.
-                answers[index] = match result {
-                    Ok(answer) => Some(answer),
-                    Err(error) => {
-                        self.metrics.plugin_failure(&error);
-                        tracing::warn!(event = %batch[index].id, "{error}; handling it on its own");
-                        None
-                    }
-                };
+                // A failed call goes the single path, which counts it and retries it under
+                // the policy.
+                answers[index] = Some(result);
             }
         }
         answers
+            .into_iter()
+            .map(|a| a.expect("every entry is in one group"))
+            .collect()
     }
 
     /// The fast-path plan for one answer, or `None` when the single path must handle it.
@@ -226,7 +228,7 @@ impl Pipeline {
         sub: &Subscription,
         incoming: &Incoming,
         routing: &Routing,
-        answer: TimedOutcome,
+        answer: &TimedOutcome,
     ) -> Option<Fast> {
         let TimedOutcome {
             outcome: Outcome::Done(handled),
@@ -238,13 +240,13 @@ impl Pipeline {
         let policy = &generation.plugin.effects;
         let refused = policy.check(sub, &handled.emits).is_err()
             || routing.foreign_key(&handled.emits).is_some()
-            || timers::refused(policy, sub, routing, &handled.emits, &changes).is_some();
+            || timers::refused(policy, sub, routing, &handled.emits, changes).is_some();
         if refused {
             return None;
         }
         let user = routing.user_id.as_deref().unwrap_or_default();
         let trace = incoming.trace.as_ref();
-        let timers = timers::record(&changes, user, &self.app_id, trace);
+        let timers = timers::record(changes, user, &self.app_id, trace);
         let mut reads = vec![(queue_key(routing.user_id.as_deref()), Expect::NoQueue)];
         for timer in &timers {
             match timer {

@@ -80,17 +80,19 @@ impl Pipeline {
     /// the trace context and the plugin that handles it, so every line (text or JSON) says which
     /// delivery and which plugin it is about.
     pub async fn process(&self, sub: &Subscription, incoming: &Incoming) -> Status {
-        self.process_waiting(sub, incoming, self.max_in_place_wait)
+        self.process_waiting(sub, incoming, self.max_in_place_wait, None)
             .await
     }
 
     /// [`process`](Self::process), waiting plugin retry delays up to `in_place` inside the
-    /// delivery and parking longer ones.
+    /// delivery and parking longer ones; `first`, when given, is the first attempt's answer
+    /// (made by a bulk batch's plugin pass), so the plugin is not called again for it.
     async fn process_waiting(
         &self,
         sub: &Subscription,
         incoming: &Incoming,
         in_place: Duration,
+        first: Option<FirstAnswer>,
     ) -> Status {
         let span = tracing::info_span!(
             "delivery",
@@ -105,7 +107,7 @@ impl Pipeline {
         }
         crate::telemetry::continue_trace(&span, incoming.trace.as_ref());
         let status = self
-            .process_inner(sub, incoming, in_place)
+            .process_inner(sub, incoming, in_place, first)
             .instrument(span)
             .await;
         self.metrics.delivery(&sub.topic, status);
@@ -127,12 +129,19 @@ impl Pipeline {
         sub: &Subscription,
         incoming: &Incoming,
         in_place: Duration,
+        first: Option<FirstAnswer>,
     ) -> Status {
         let routing = Routing::read(&incoming.data);
         // The plugin first: a `done` answer names every key the delivery reads, and they are
         // read at once (prefetch.rs).
-        let generation = self.registry.current();
-        let answer = self.call_plugin(&generation, sub, incoming, 1).await;
+        let (generation, answer) = match first {
+            Some(first) => first,
+            None => {
+                let generation = self.registry.current();
+                let answer = self.call_plugin(&generation, sub, incoming, 1).await;
+                (generation, answer)
+            }
+        };
         let found = match &answer {
             Ok(TimedOutcome {
                 outcome: Outcome::Done(handled),
@@ -329,6 +338,9 @@ fn delivery(sub: &Subscription, incoming: &Incoming, attempt: u32) -> Delivery {
         attempt,
     }
 }
+
+/// The first attempt's answer, and the plugin generation that gave it.
+type FirstAnswer = (Arc<Generation>, Result<TimedOutcome, CallError>);
 
 /// An attempt's answer made before the run of attempts started, with what the delivery's
 /// one read found for it (prefetch.rs).
