@@ -1,6 +1,7 @@
 //! Entry points for the fuzz targets (fuzz/) and their corpus replay on stable
 //! (tests/e2e/fuzz_corpus.rs): thin wrappers over crate-private parsers, each checking the
-//! contract its parser promises. Not an API: nothing else may depend on it.
+//! contract its parser promises; and the app route's decoding alone, for its benchmark
+//! (tests/benches/envelope.rs). Not an API: nothing else may depend on it.
 //!
 //! Every function here takes any bytes, never panics on its own account, and panics (so the
 //! fuzzer reports a crash) only when the wrapped code breaks its documented contract.
@@ -8,32 +9,39 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::dapr::app::{bulk_entries, bulk_event};
-use crate::dapr::envelope::{self, EnvelopeError};
+use crate::dapr::envelope::{self, Delivery, EnvelopeError};
 use crate::embedded::envelope::{Envelope, Metadata, choose_partition, raw_payload_wrapper};
 
 /// The app route's decoding of one delivery body, as `dapr/app.rs` does it: a structured
-/// CloudEvent or a bulk batch. Contract: no panic; every accepted event's `data` is JSON text.
-/// Returns how many events were accepted.
+/// CloudEvent or a bulk batch. Contract: no panic; every accepted event's `data` is JSON text;
+/// a single event decodes to the same event from its text as from its parsed value (`data`
+/// compared as JSON: the text path hands on the publisher's bytes). Returns how many events
+/// were accepted.
 pub fn app_delivery(body: &[u8]) -> usize {
     let decoded: Vec<Result<envelope::Incoming, EnvelopeError>> =
-        match serde_json::from_slice::<Value>(body) {
+        match envelope::parse_delivery(body) {
             Err(_) => return 0,
-            Ok(value) => match bulk_entries(&value) {
-                Some(entries) => entries
-                    .iter()
-                    .cloned()
-                    .map(|mut e| bulk_event(&mut e))
-                    .collect(),
-                None => vec![envelope::from_value(value)],
-            },
+            Ok(Delivery::Batch(entries)) => {
+                entries.iter().map(|e| envelope::bulk_entry(e).1).collect()
+            }
+            Ok(Delivery::Event(incoming)) => vec![Ok(incoming)],
         };
-    // The bytes path must agree with the value path for a single event.
-    if decoded.len() == 1 && bulk_entries(&serde_json::from_slice(body).unwrap()).is_none() {
+    if let [single] = decoded.as_slice()
+        && let Ok(value) = serde_json::from_slice::<Value>(body)
+        && value.get("entries").is_none()
+    {
+        let by_value = envelope::from_value(value);
+        let as_json = |r: &Result<envelope::Incoming, EnvelopeError>| {
+            r.clone().map(|mut i| {
+                let data = serde_json::from_str::<Value>(&i.data).expect("data is JSON");
+                i.data = data.to_string();
+                i
+            })
+        };
         assert_eq!(
-            envelope::parse(body),
-            decoded[0],
-            "parse and from_value disagree"
+            as_json(single),
+            as_json(&by_value),
+            "text and value decode differently"
         );
     }
     let mut accepted = 0;
@@ -46,6 +54,20 @@ pub fn app_delivery(body: &[u8]) -> usize {
         accepted += 1;
     }
     accepted
+}
+
+/// The app route's decoding of one delivery body and nothing else (no checks): the bytes of
+/// `data` of every event it accepts, summed.
+pub fn decode_delivery(body: &[u8]) -> usize {
+    match envelope::parse_delivery(body) {
+        Err(_) => 0,
+        Ok(Delivery::Event(incoming)) => incoming.data.len(),
+        Ok(Delivery::Batch(entries)) => entries
+            .iter()
+            .filter_map(|e| envelope::bulk_entry(e).1.ok())
+            .map(|incoming| incoming.data.len())
+            .sum(),
+    }
 }
 
 /// The embedded sidecar's publish: the broker bytes for `body` sent with `content_type` and

@@ -49,12 +49,6 @@ impl TraceContext {
         TraceContext::parse(get("traceparent"), get("tracestate"))
     }
 
-    /// The context of a CloudEvent's attributes.
-    pub fn from_event(event: &serde_json::Map<String, Value>) -> Option<TraceContext> {
-        let get = |name: &str| event.get(name).and_then(Value::as_str);
-        TraceContext::parse(get("traceparent"), get("tracestate"))
-    }
-
     /// The context of a CloudEvent's JSON text (e.g. a recorded emit's exact bytes).
     pub fn of_body(body: &str) -> Option<TraceContext> {
         // Only the two attributes: the rest of the event is skipped, not built.

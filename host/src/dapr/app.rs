@@ -25,10 +25,10 @@ use axum::extract::{DefaultBodyLimit, Extension, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
-use base64::Engine as _;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-use super::envelope::{self, EnvelopeError, Incoming};
+use super::envelope::{self, Delivery, EnvelopeError};
 use crate::dapr::Status;
 use crate::http_limits::{self, HttpLimits};
 use crate::pipeline::Pipeline;
@@ -191,28 +191,17 @@ async fn deliver(
     body: Bytes,
 ) -> Response {
     let sub = &app.subscriptions[index];
-    let value: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => return refuse(&app, sub, EnvelopeError::NotJson(e.to_string())),
-    };
-    if let Some(count) = bulk_entries(&value).map(Vec::len) {
-        if count > app.limits.max_bulk_entries {
-            tracing::warn!(route = %sub.route, entries = count, "refusing a bulk delivery: too many entries (--max-bulk-entries)");
-            return http_limits::too_many_entries(count, &app.limits);
+    match envelope::parse_delivery(&body) {
+        Ok(Delivery::Batch(entries)) => {
+            if entries.len() > app.limits.max_bulk_entries {
+                let count = entries.len();
+                tracing::warn!(route = %sub.route, entries = count, "refusing a bulk delivery: too many entries (--max-bulk-entries)");
+                return http_limits::too_many_entries(count, &app.limits);
+            }
+            let statuses = deliver_bulk(&app, sub, &entries, trace).await;
+            Json(json!({ "statuses": statuses })).into_response()
         }
-        // Owned, so each entry's event moves into its delivery instead of being copied.
-        let entries = match value {
-            Value::Object(mut batch) => match batch.remove("entries") {
-                Some(Value::Array(entries)) => entries,
-                _ => Vec::new(),
-            },
-            _ => Vec::new(),
-        };
-        let statuses = deliver_bulk(&app, sub, entries, trace).await;
-        return Json(json!({ "statuses": statuses })).into_response();
-    }
-    match envelope::from_value(value) {
-        Ok(mut incoming) => {
+        Ok(Delivery::Event(mut incoming)) => {
             incoming.trace = trace.or(incoming.trace);
             status(app.pipeline.process(sub, &incoming).await)
         }
@@ -227,35 +216,24 @@ fn refuse(app: &App, sub: &Subscription, error: EnvelopeError) -> Response {
     status(Status::Drop)
 }
 
-/// A bulk batch (§4) is a JSON object with an `entries` array and no CloudEvent `specversion`.
-pub(crate) fn bulk_entries(value: &Value) -> Option<&Vec<Value>> {
-    let object = value.as_object()?;
-    if object.contains_key("specversion") {
-        return None;
-    }
-    object.get("entries")?.as_array()
-}
-
 /// Decodes every entry, then hands the batch to the pipeline (pipeline/bulk.rs), which keeps
 /// each user's order: a batch comes from one partition, in order. An entry that is not a
 /// usable CloudEvent is DROPped; one without an `entryId` gets no status, so daprd retries it.
 async fn deliver_bulk(
     app: &App,
     sub: &Subscription,
-    entries: Vec<Value>,
+    entries: &[&RawValue],
     trace: Option<TraceContext>,
 ) -> Vec<Value> {
-    let mut statuses: Vec<(Value, Option<Status>)> = Vec::with_capacity(entries.len());
+    let mut statuses: Vec<(String, Option<Status>)> = Vec::with_capacity(entries.len());
     let mut batch = Vec::with_capacity(entries.len());
-    for mut entry in entries {
-        let entry_id = match entry.get_mut("entryId").map(Value::take) {
-            Some(id @ Value::String(_)) => id,
-            _ => {
-                tracing::warn!(route = %sub.route, "bulk entry without entryId; daprd will retry it");
-                continue;
-            }
+    for entry in entries {
+        let (entry_id, event) = envelope::bulk_entry(entry);
+        let Some(entry_id) = entry_id else {
+            tracing::warn!(route = %sub.route, "bulk entry without entryId; daprd will retry it");
+            continue;
         };
-        match bulk_event(&mut entry) {
+        match event {
             Ok(mut incoming) => {
                 incoming.trace = incoming.trace.or_else(|| trace.clone());
                 batch.push(incoming);
@@ -277,21 +255,6 @@ async fn deliver_bulk(
             json!({"entryId": entry_id, "status": status.as_str()})
         })
         .collect()
-}
-
-/// A bulk entry's `event` is the parsed CloudEvent, or with rawPayload a base64 string. The
-/// event is taken out of `entry`.
-pub(crate) fn bulk_event(entry: &mut Value) -> Result<Incoming, EnvelopeError> {
-    match entry.get_mut("event").map(Value::take) {
-        Some(Value::String(b64)) => {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .map_err(|_| EnvelopeError::BadBase64)?;
-            envelope::parse(&bytes)
-        }
-        Some(event) => envelope::from_value(event),
-        None => Err(EnvelopeError::NoData),
-    }
 }
 
 #[cfg(test)]

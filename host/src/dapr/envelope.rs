@@ -10,8 +10,10 @@
 //! here panics on any input.
 
 use base64::Engine as _;
-use serde_json::{Map, Value};
+use serde_json::Value;
+use serde_json::value::RawValue;
 
+use super::fields::{FieldsError, Found, fields, fields_of_body, is_null, text};
 use crate::trace_context::TraceContext;
 
 /// A delivery reduced to what the pipeline and the plugin use.
@@ -50,72 +52,137 @@ pub enum EnvelopeError {
     Base64NotJson,
 }
 
+/// What a delivery body is: one CloudEvent, or a bulk batch (§4: an object with an `entries`
+/// array and no `specversion`) whose entries are decoded one by one ([`bulk_entry`]).
+pub enum Delivery<'a> {
+    Event(Incoming),
+    Batch(Vec<&'a RawValue>),
+}
+
+/// The top-level fields read from a delivery body; everything else (the task event above all)
+/// is skipped unparsed, and `data` is handed on as the publisher's JSON text (dapr/fields.rs).
+const FIELDS: [&str; 9] = [
+    "specversion",
+    "id",
+    "type",
+    "source",
+    "traceparent",
+    "tracestate",
+    "data",
+    "data_base64",
+    "entries",
+];
+
+/// Decodes a delivery body: one structured-mode CloudEvent or a bulk batch.
+pub fn parse_delivery(body: &[u8]) -> Result<Delivery<'_>, EnvelopeError> {
+    let found = fields_of_body(body, FIELDS).map_err(refusal)?;
+    if found[0].is_none()
+        && let Some(entries) = found[8]
+        && let Ok(entries) = serde_json::from_str::<Vec<&RawValue>>(entries.get())
+    {
+        return Ok(Delivery::Batch(entries));
+    }
+    from_fields(found, true).map(Delivery::Event)
+}
+
 /// Parses a structured-mode CloudEvent body.
 pub fn parse(body: &[u8]) -> Result<Incoming, EnvelopeError> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| EnvelopeError::NotJson(e.to_string()))?;
-    match value {
-        Value::Object(event) => from_object(event, true),
-        _ => Err(EnvelopeError::NotAnObject),
-    }
+    from_fields(fields_of_body(body, FIELDS).map_err(refusal)?, true)
 }
 
-/// Parses an already decoded CloudEvent (bulk deliveries carry parsed events).
+/// [`parse`] of a part of a body [`parse_delivery`] already checked.
+fn parse_part(event: &RawValue) -> Result<Incoming, EnvelopeError> {
+    from_fields(
+        fields(event.get().as_bytes(), FIELDS).map_err(refusal)?,
+        true,
+    )
+}
+
+/// Parses an already decoded CloudEvent (shadow inputs, the fuzz harness), by the same rules
+/// as its text.
 pub fn from_value(value: Value) -> Result<Incoming, EnvelopeError> {
-    match value {
-        Value::Object(event) => from_object(event, true),
-        _ => Err(EnvelopeError::NotAnObject),
+    parse(&serde_json::to_vec(&value).expect("a JSON value serializes"))
+}
+
+/// One entry of a bulk batch from [`parse_delivery`]: its `entryId` (`None` when it has no
+/// string one: it then gets no status, and daprd retries it) and its event, the parsed
+/// CloudEvent or, with rawPayload, a base64 string of the broker bytes.
+pub fn bulk_entry(entry: &RawValue) -> (Option<String>, Result<Incoming, EnvelopeError>) {
+    let Ok([id, event]) = fields(entry.get().as_bytes(), ["entryId", "event"]) else {
+        return (None, Err(EnvelopeError::NotAnObject));
+    };
+    let event = match event {
+        None => Err(EnvelopeError::NoData),
+        Some(event) => match text(Some(event)) {
+            Some(b64) => base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|_| EnvelopeError::BadBase64)
+                .and_then(|bytes| parse(&bytes)),
+            None => parse_part(event),
+        },
+    };
+    (text(id), event)
+}
+
+fn refusal(error: FieldsError) -> EnvelopeError {
+    match error {
+        FieldsError::NotAnObject => EnvelopeError::NotAnObject,
+        other => EnvelopeError::NotJson(other.to_string()),
     }
 }
 
-fn from_object(mut event: Map<String, Value>, may_unwrap: bool) -> Result<Incoming, EnvelopeError> {
-    if !event.contains_key("specversion") {
+fn from_fields(found: Found<'_, 9>, may_unwrap: bool) -> Result<Incoming, EnvelopeError> {
+    let [
+        specversion,
+        id,
+        kind,
+        source,
+        traceparent,
+        tracestate,
+        data,
+        data_base64,
+        _,
+    ] = found;
+    if specversion.is_none() {
         return Err(EnvelopeError::NotACloudEvent);
     }
-    let text = |event: &Map<String, Value>, key: &str| {
-        event
-            .get(key)
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string()
-    };
-    let id = text(&event, "id");
-    let kind = text(&event, "type");
-    let source = text(&event, "source");
-    let trace = TraceContext::from_event(&event);
-
-    let data = match (event.remove("data"), event.remove("data_base64")) {
-        (Some(Value::String(s)), _) => {
+    let trace = TraceContext::parse(text(traceparent).as_deref(), text(tracestate).as_deref());
+    let data = match (data.filter(|d| !is_null(Some(d))), data_base64) {
+        // JSON sent as text (§9.5): accepted when the string holds JSON.
+        (Some(d), _) if d.get().starts_with('"') => {
+            let s = text(Some(d)).unwrap_or_default();
             let parsed: Value = serde_json::from_str(&s).map_err(|_| EnvelopeError::DataNotJson)?;
             parsed.to_string()
         }
-        (Some(Value::Null), None) | (None, None) => return Err(EnvelopeError::NoData),
-        (Some(Value::Null), Some(b64)) | (None, Some(b64)) => {
-            let b64 = b64.as_str().ok_or(EnvelopeError::BadBase64)?;
+        (Some(d), _) => d.get().to_string(),
+        (None, None) => return Err(EnvelopeError::NoData),
+        (None, Some(b64)) => {
+            let b64 = text(Some(b64)).ok_or(EnvelopeError::BadBase64)?;
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(b64)
                 .map_err(|_| EnvelopeError::BadBase64)?;
-            let inner: Value =
-                serde_json::from_slice(&bytes).map_err(|_| EnvelopeError::Base64NotJson)?;
-            // The rawPayload wrapper (§2): the broker bytes are the publisher's own CloudEvent,
-            // unless the publisher used rawPayload too, in which case they are the task event.
-            match inner {
-                Value::Object(inner) if may_unwrap && inner.contains_key("specversion") => {
-                    // The publisher's own context, else the wrapper's.
-                    return from_object(inner, false).map(|mut incoming| {
+            match fields_of_body(&bytes, FIELDS) {
+                Err(FieldsError::NotAnObject) => {}
+                Err(_) => return Err(EnvelopeError::Base64NotJson),
+                // The rawPayload wrapper (§2): the broker bytes are the publisher's own
+                // CloudEvent, unless the publisher used rawPayload too, in which case they are
+                // the task event. The publisher's own trace context, else the wrapper's.
+                Ok(inner) if may_unwrap && inner[0].is_some() => {
+                    return from_fields(inner, false).map(|mut incoming| {
                         incoming.trace = incoming.trace.or(trace);
                         incoming
                     });
                 }
-                other => other.to_string(),
+                Ok(_) => {}
             }
+            // Valid JSON (checked just above), so valid UTF-8.
+            String::from_utf8(bytes).map_err(|_| EnvelopeError::Base64NotJson)?
         }
-        (Some(other), _) => other.to_string(),
     };
     Ok(Incoming {
-        id,
-        kind,
-        source,
+        id: text(id).unwrap_or_default(),
+        kind: text(kind).unwrap_or_default(),
+        source: text(source).unwrap_or_default(),
         data,
         trace,
     })

@@ -5,6 +5,7 @@ pub mod app;
 pub mod auth;
 pub mod client;
 pub mod envelope;
+pub(crate) mod fields;
 mod status;
 
 pub use status::Status;

@@ -9,7 +9,7 @@
 //! their records is stored); an append's own records are all stored or none (bulk publish).
 //! Order: appends are committed in arrival order, so offsets follow it.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use tokio::sync::oneshot;
 
@@ -54,15 +54,20 @@ impl GroupCommit {
         };
         if start {
             let group = self.clone();
-            tokio::task::spawn_blocking(move || group.commit_until_idle((*store).as_ref()));
+            // Weak: once every append is answered, the committer must not be what keeps the
+            // store (and its database file) open; a close followed by a reopen in the same
+            // process would find the file still locked.
+            let store = Arc::downgrade(&store);
+            tokio::task::spawn_blocking(move || group.commit_until_idle(&store));
         }
         committed
             .await
             .unwrap_or_else(|_| Err(StoreError::Task("the group commit stopped".into())))
     }
 
-    /// Commits what is waiting, again and again, until nothing is.
-    fn commit_until_idle(&self, store: &Store) {
+    /// Commits what is waiting, again and again, until nothing is; holds the store only while
+    /// a transaction runs.
+    fn commit_until_idle<S: AsRef<Store>>(&self, store: &Weak<S>) {
         // If a commit panics, the next append starts a new committer; the waiting ones see
         // their sender dropped and fail.
         struct Idle<'a>(&'a GroupCommit);
@@ -89,7 +94,11 @@ impl GroupCommit {
                 .iter()
                 .map(|a| (a.topic.as_str(), a.recs.as_slice()))
                 .collect();
-            match store.append_groups(&batches) {
+            let committed = match store.upgrade() {
+                Some(store) => (*store).as_ref().append_groups(&batches),
+                None => Err(StoreError::Task("the store is closed".into())),
+            };
+            match committed {
                 Ok(offsets) => {
                     for (append, offsets) in group.into_iter().zip(offsets) {
                         let _ = append.done.send(Ok(offsets));

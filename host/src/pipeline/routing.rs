@@ -2,34 +2,26 @@
 //! policy applies) and `user_id` (the only partition key an emit may carry). Everything else in
 //! the event is the plugin's business.
 
-use serde::Deserialize;
+use crate::dapr::fields::{fields, text};
 
 use super::dead_letter::host_problem;
 use crate::plugin::bindings::{Emit, Problem};
 
 /// What the host reads of one task event; both absent when the data is not a JSON object.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub(super) struct Routing {
-    #[serde(default)]
     pub event_type: Option<String>,
-    #[serde(default)]
     pub user_id: Option<String>,
 }
 
 impl Routing {
-    /// Reads `data` (the CloudEvent's data as JSON text). Fields of other types count as absent.
+    /// Reads `data` (the CloudEvent's data as JSON text). Fields of other types count as absent;
+    /// a field given twice counts by its last value, as the plugin's JSON parser reads it.
     pub fn read(data: &str) -> Routing {
-        #[derive(Deserialize)]
-        struct Loose {
-            #[serde(default)]
-            event_type: serde_json::Value,
-            #[serde(default)]
-            user_id: serde_json::Value,
-        }
-        match serde_json::from_str::<Loose>(data) {
-            Ok(l) => Routing {
-                event_type: l.event_type.as_str().map(str::to_string),
-                user_id: l.user_id.as_str().map(str::to_string),
+        match fields(data.as_bytes(), ["event_type", "user_id"]) {
+            Ok([event_type, user_id]) => Routing {
+                event_type: text(event_type),
+                user_id: text(user_id),
             },
             Err(_) => Routing::default(),
         }
