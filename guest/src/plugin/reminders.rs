@@ -140,7 +140,7 @@ fn utc(kind: &DateKind) -> String {
         DateKind::Local(t) => *t,
         DateKind::Date(d) => d.and_time(chrono::NaiveTime::MIN),
     };
-    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    format_local(t) + "Z"
 }
 
 fn internal(problems: Vec<Problem>, what: &str) -> Vec<Problem> {

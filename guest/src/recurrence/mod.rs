@@ -61,7 +61,7 @@ use calendar::{Expanded, MAX_YEAR};
 use expand::{expand_period, period_key, period_step};
 use rule::{Freq, Rule, Until};
 use zone::Zone;
-pub use zone::{format_local, parse_local};
+pub use zone::{format_date, format_local, parse_local};
 
 /// The most occurrences one call returns, whatever `limit` asks for.
 pub const MAX_LIMIT: u32 = 10_000;

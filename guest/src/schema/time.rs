@@ -116,18 +116,12 @@ pub fn parse_local(s: &str) -> Option<NaiveDateTime> {
 }
 
 /// `YYYY-MM-DDTHH:MM:SS`, the wall-clock format the recurrence engine reads and writes.
-pub fn format_local(t: NaiveDateTime) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S").to_string()
-}
-
-pub fn format_date(d: NaiveDate) -> String {
-    d.format("%Y-%m-%d").to_string()
-}
+pub use crate::recurrence::{format_date, format_local};
 
 /// RFC 3339 in whole seconds: `...Z` when `zulu` (converted to UTC), else `...+HH:MM`.
 pub fn format_instant(t: DateTime<FixedOffset>, zulu: bool) -> String {
     if zulu {
-        t.naive_utc().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+        format_local(t.naive_utc()) + "Z"
     } else {
         t.format("%Y-%m-%dT%H:%M:%S%:z").to_string()
     }
