@@ -18,14 +18,7 @@ use crate::embedded::envelope::{Envelope, Metadata, choose_partition, raw_payloa
 /// compared as JSON: the text path hands on the publisher's bytes). Returns how many events
 /// were accepted.
 pub fn app_delivery(body: &[u8]) -> usize {
-    let decoded: Vec<Result<envelope::Incoming, EnvelopeError>> =
-        match envelope::parse_delivery(body) {
-            Err(_) => return 0,
-            Ok(Delivery::Batch(entries)) => {
-                entries.iter().map(|e| envelope::bulk_entry(e).1).collect()
-            }
-            Ok(Delivery::Event(incoming)) => vec![Ok(incoming)],
-        };
+    let decoded = decode(body);
     if let [single] = decoded.as_slice()
         && let Ok(value) = serde_json::from_slice::<Value>(body)
         && value.get("entries").is_none()
@@ -59,14 +52,19 @@ pub fn app_delivery(body: &[u8]) -> usize {
 /// The app route's decoding of one delivery body and nothing else (no checks): the bytes of
 /// `data` of every event it accepts, summed.
 pub fn decode_delivery(body: &[u8]) -> usize {
+    decode(body)
+        .into_iter()
+        .flatten()
+        .map(|i| i.data.len())
+        .sum()
+}
+
+/// Every event of a delivery body as the app route decodes it (none when the body is not JSON).
+fn decode(body: &[u8]) -> Vec<Result<envelope::Incoming, EnvelopeError>> {
     match envelope::parse_delivery(body) {
-        Err(_) => 0,
-        Ok(Delivery::Event(incoming)) => incoming.data.len(),
-        Ok(Delivery::Batch(entries)) => entries
-            .iter()
-            .filter_map(|e| envelope::bulk_entry(e).1.ok())
-            .map(|incoming| incoming.data.len())
-            .sum(),
+        Err(_) => Vec::new(),
+        Ok(Delivery::Batch(entries)) => entries.iter().map(|e| envelope::bulk_entry(e).1).collect(),
+        Ok(Delivery::Event(incoming)) => vec![Ok(incoming)],
     }
 }
 

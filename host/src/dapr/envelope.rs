@@ -13,7 +13,7 @@ use base64::Engine as _;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::fields::{FieldsError, Found, fields, fields_of_body, is_null, text};
+use super::fields::{FieldsError, Found, fields, fields_of_body, text};
 use crate::trace_context::TraceContext;
 
 /// A delivery reduced to what the pipeline and the plugin use.
@@ -147,7 +147,7 @@ fn from_fields(found: Found<'_, 9>, may_unwrap: bool) -> Result<Incoming, Envelo
         return Err(EnvelopeError::NotACloudEvent);
     }
     let trace = TraceContext::parse(text(traceparent).as_deref(), text(tracestate).as_deref());
-    let data = match (data.filter(|d| !is_null(Some(d))), data_base64) {
+    let data = match (data.filter(|d| d.get() != "null"), data_base64) {
         // JSON sent as text (§9.5): accepted when the string holds JSON.
         (Some(d), _) if d.get().starts_with('"') => {
             let s = text(Some(d)).unwrap_or_default();

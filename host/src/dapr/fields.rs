@@ -10,7 +10,7 @@
 use std::fmt;
 
 use serde::Deserializer as _;
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::http_limits::{MAX_JSON_DEPTH, json_too_deep};
@@ -78,17 +78,12 @@ pub fn text(raw: Option<&RawValue>) -> Option<String> {
     }
 }
 
-/// Whether a raw value is absent or JSON `null`.
-pub fn is_null(raw: Option<&RawValue>) -> bool {
-    raw.is_none_or(|r| r.get() == "null")
-}
-
 struct Named<'n, const N: usize> {
     names: [&'n str; N],
 }
 
 impl<'de, const N: usize> Visitor<'de> for Named<'_, N> {
-    /// `None`: the value was not an object (told apart from a syntax error by the caller).
+    /// `None`: the value was JSON, but not an object.
     type Value = Option<Found<'de, N>>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -128,14 +123,6 @@ impl<'de, const N: usize> Visitor<'de> for Named<'_, N> {
     fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(None)
-    }
-}
-
-impl<'de, const N: usize> DeserializeSeed<'de> for Named<'_, N> {
-    type Value = Option<Found<'de, N>>;
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
     }
 }
 

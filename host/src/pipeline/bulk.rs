@@ -34,28 +34,19 @@ use bytes::Bytes;
 use tracing::Instrument as _;
 
 use super::outcome::batch_records;
-use super::parking::{holds_events, queue_key};
+use super::parking::holds_events;
+use super::prefetch::{self, Held};
 use super::recorded::{RecordedEmit, publish_request, recorded, state_key};
 use super::routing::Routing;
-use super::timers::{self, RecordedTimer, is_pending, timer_key};
+use super::timers::{self, RecordedTimer, is_pending};
 use super::{Pipeline, delivery};
 use crate::config::InstanceScope;
 use crate::dapr::Status;
 use crate::dapr::envelope::Incoming;
-use crate::plugin::bindings::timed::TimedOutcome;
+use crate::plugin::bindings::timed::{TimedOutcome, TimerChange};
 use crate::plugin::bindings::{Outcome, Subscription};
 use crate::plugin::{CallError, Generation};
 use crate::sidecar::{Concurrency, PublishRequest, SaveItem, SidecarError, StateEntry};
-
-/// A fast entry's state reads and what each must find.
-enum Expect {
-    /// Absent, or a queue with no events.
-    NoQueue,
-    /// Absent.
-    Absent,
-    /// Absent, or a timer that is not pending.
-    NoPendingTimer,
-}
 
 /// An entry the fast path may take, pending its reads.
 struct Fast {
@@ -63,7 +54,8 @@ struct Fast {
     record_key: Option<String>,
     emits: Vec<RecordedEmit>,
     timers: Vec<RecordedTimer>,
-    reads: Vec<(String, Expect)>,
+    /// The keys its single delivery would read (prefetch.rs).
+    reads: Vec<(String, Held)>,
 }
 
 impl Pipeline {
@@ -119,7 +111,7 @@ impl Pipeline {
                 !single_users.contains(&user)
                     && p.reads
                         .iter()
-                        .all(|(key, expect)| holds(expect, found.get(key)))
+                        .all(|(key, held)| allows_fast(*held, found.get(key)))
                     && p.record_key
                         .as_ref()
                         .is_none_or(|k| claimed.insert(k.clone()))
@@ -244,25 +236,15 @@ impl Pipeline {
         if refused {
             return None;
         }
+        // A timer set goes the single path, which records and schedules it.
+        if changes.iter().any(|c| matches!(c, TimerChange::Set(_))) {
+            return None;
+        }
         let user = routing.user_id.as_deref().unwrap_or_default();
         let trace = incoming.trace.as_ref();
         let timers = timers::record(changes, user, &self.app_id, trace);
-        let mut reads = vec![(queue_key(routing.user_id.as_deref()), Expect::NoQueue)];
-        for timer in &timers {
-            match timer {
-                RecordedTimer::Cancel { user, name } => {
-                    reads.push((timer_key(user, name), Expect::NoPendingTimer))
-                }
-                RecordedTimer::Set { .. } => return None,
-            }
-        }
+        let reads = prefetch::reads(self, routing, handled, changes);
         let record_key = state_key(&handled.dedupe_key);
-        if let Some(key) = &record_key {
-            reads.push((key.clone(), Expect::Absent));
-            if let Some(prefix) = &self.legacy_dedupe_prefix {
-                reads.push((format!("{prefix}{}", handled.dedupe_key), Expect::Absent));
-            }
-        }
         let emits = handled
             .emits
             .iter()
@@ -371,15 +353,16 @@ enum FastEnd {
     Answer(Status),
 }
 
-/// Whether a read found what the fast path needs.
-fn holds(expect: &Expect, found: Option<&Option<StateEntry>>) -> bool {
+/// Whether a read found what lets an entry take the fast path: no queued events, no record,
+/// no pending timer to cancel (cancelling one is a write).
+fn allows_fast(held: Held, found: Option<&Option<StateEntry>>) -> bool {
     let Some(found) = found else {
         return false;
     };
-    match (expect, found) {
+    match (held, found) {
         (_, None) => true,
-        (Expect::NoQueue, Some(entry)) => !holds_events(entry),
-        (Expect::NoPendingTimer, Some(entry)) => !is_pending(entry),
-        (Expect::Absent, Some(_)) => false,
+        (Held::Queue, Some(entry)) => !holds_events(entry),
+        (Held::CancelledTimer, Some(entry)) => !is_pending(entry),
+        (Held::Record, Some(_)) => false,
     }
 }

@@ -147,7 +147,10 @@ impl Pipeline {
                 outcome: Outcome::Done(handled),
                 timers,
             }) => {
-                let keys = prefetch::keys(self, &routing, handled, timers);
+                let keys: Vec<String> = prefetch::reads(self, &routing, handled, timers)
+                    .into_iter()
+                    .map(|(key, _)| key)
+                    .collect();
                 match self.read_all(&keys).await {
                     Ok(found) => Some(found),
                     Err(e) => return self.sidecar_failed("reading the delivery's records", e),

@@ -142,15 +142,9 @@ impl Pipeline {
         };
         let store = self.state_store.as_str();
         let what = "reading the outcome record";
-        let existing = match found.and_then(|f| f.get(&key)) {
-            Some(entry) => entry.clone(),
-            None => match self
-                .with_retries(what, || self.sidecar.get_state(store, &key))
-                .await
-            {
-                Ok(entry) => entry,
-                Err(e) => return self.sidecar_failed(what, e),
-            },
+        let existing = match self.read_state(what, &key, found).await {
+            Ok(entry) => entry,
+            Err(e) => return self.sidecar_failed(what, e),
         };
         if let Some(entry) = existing {
             return match self.replay(sub, &key, &entry).await {
@@ -163,14 +157,7 @@ impl Pipeline {
             // during a switch-over, an event it handled is not handled again.
             let legacy = format!("{prefix}{}", handled.dedupe_key);
             let what = "reading the seed-style idempotency record";
-            let read = match found.and_then(|f| f.get(&legacy)) {
-                Some(entry) => Ok(entry.clone()),
-                None => {
-                    self.with_retries(what, || self.sidecar.get_state(store, &legacy))
-                        .await
-                }
-            };
-            match read {
+            match self.read_state(what, &legacy, found).await {
                 Ok(Some(_)) => {
                     self.metrics.duplicate();
                     tracing::info!(key = %legacy, "already handled by the previous service; publishing nothing");

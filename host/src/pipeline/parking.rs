@@ -145,18 +145,11 @@ impl Pipeline {
     ) -> Option<Status> {
         let (key, job) = names(routing.user_id.as_deref());
         let store = self.state_store.as_str();
-        let mut prefetched = found.and_then(|f| f.get(&key)).cloned();
+        // The delivery's read counts for the first pass only: after a race, read again.
+        let mut found = found;
         for _ in 0..MAX_RACES {
-            let queue = match prefetched.take() {
-                Some(entry) => Ok(entry),
-                None => {
-                    self.with_retries("reading the user's retry queue", || {
-                        self.sidecar.get_state(store, &key)
-                    })
-                    .await
-                }
-            };
-            let entry = match queue {
+            let what = "reading the user's retry queue";
+            let entry = match self.read_state(what, &key, found.take()).await {
                 Ok(Some(entry)) => entry,
                 Ok(None) => return None,
                 Err(e) => return Some(self.sidecar_failed("reading the user's retry queue", e)),

@@ -12,7 +12,7 @@
 //! retries has been handled once for nothing (the plugin is a pure function of its input, and
 //! its answer is dropped; the event is handled again, in order, when its turn comes).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use super::parking::queue_key;
 use super::recorded::state_key;
@@ -21,31 +21,44 @@ use super::timers::timer_key;
 use super::{Found, Pipeline};
 use crate::plugin::bindings::Handled;
 use crate::plugin::bindings::timed::TimerChange;
-use crate::sidecar::SidecarError;
+use crate::sidecar::{SidecarError, StateEntry};
 
-/// Every key a delivery answered with `handled` (and `timers`) reads before it writes.
-pub(super) fn keys(
+/// What a key read for a delivery holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Held {
+    /// The user's retry queue.
+    Queue,
+    /// The outcome record, or the seed-style record.
+    Record,
+    /// A timer the outcome cancels.
+    CancelledTimer,
+}
+
+/// Every key a delivery answered with `handled` (and `timers`) reads before it writes, each
+/// once, with what it holds.
+pub(super) fn reads(
     pipeline: &Pipeline,
     routing: &Routing,
     handled: &Handled,
     timers: &[TimerChange],
-) -> Vec<String> {
-    let mut keys = vec![queue_key(routing.user_id.as_deref())];
+) -> Vec<(String, Held)> {
+    let mut reads = vec![(queue_key(routing.user_id.as_deref()), Held::Queue)];
     if let Some(record) = state_key(&handled.dedupe_key) {
-        keys.push(record);
+        reads.push((record, Held::Record));
         if let Some(prefix) = &pipeline.legacy_dedupe_prefix {
-            keys.push(format!("{prefix}{}", handled.dedupe_key));
+            reads.push((format!("{prefix}{}", handled.dedupe_key), Held::Record));
         }
     }
     let user = routing.user_id.as_deref().unwrap_or_default();
     for change in timers {
         if let TimerChange::Cancel(name) = change {
-            keys.push(timer_key(user, name));
+            let key = timer_key(user, name);
+            if !reads.iter().any(|(k, _)| *k == key) {
+                reads.push((key, Held::CancelledTimer));
+            }
         }
     }
-    let mut seen = HashSet::new();
-    keys.retain(|k| seen.insert(k.clone()));
-    keys
+    reads
 }
 
 impl Pipeline {
@@ -61,5 +74,21 @@ impl Pipeline {
             })
             .await?;
         Ok(keys.iter().cloned().zip(found).collect())
+    }
+
+    /// The entry under `key`: as the delivery's one read found it when `found` covers the
+    /// key, else read now (retried in place).
+    pub(super) async fn read_state(
+        &self,
+        what: &str,
+        key: &str,
+        found: Option<&Found>,
+    ) -> Result<Option<StateEntry>, SidecarError> {
+        if let Some(entry) = found.and_then(|f| f.get(key)) {
+            return Ok(entry.clone());
+        }
+        let store = self.state_store.as_str();
+        self.with_retries(what, || self.sidecar.get_state(store, key))
+            .await
     }
 }

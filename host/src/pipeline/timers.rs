@@ -214,18 +214,6 @@ fn guard(etag: &Option<String>) -> Concurrency {
     }
 }
 
-/// A stored timer's record and etag; `None` when there is none (or it is unreadable: logged).
-fn timer_record(key: &str, entry: Option<StateEntry>) -> Option<(TimerRecord, Option<String>)> {
-    let entry = entry?;
-    match serde_json::from_slice::<TimerRecord>(&entry.value) {
-        Ok(record) => Some((record, entry.etag)),
-        Err(e) => {
-            tracing::error!(key, "the timer record is unreadable ({e}); it is ignored");
-            None
-        }
-    }
-}
-
 /// Milliseconds from now until `at` (0 when past or unreadable).
 fn due_in(at: &str) -> Duration {
     let at = DateTime::parse_from_rfc3339(at).map(|t| t.with_timezone(&Utc));
@@ -246,11 +234,7 @@ impl Pipeline {
             match timer {
                 RecordedTimer::Cancel { user, name } => {
                     let key = timer_key(user, name);
-                    let read = match found.and_then(|f| f.get(&key)) {
-                        Some(entry) => Ok(timer_record(&key, entry.clone())),
-                        None => self.read_timer(&key).await,
-                    };
-                    let Some((record, etag)) = read? else {
+                    let Some((record, etag)) = self.read_timer(&key, found).await? else {
                         continue;
                     };
                     if record.state != TimerState::Pending {
@@ -271,7 +255,7 @@ impl Pipeline {
                     emit,
                 } => {
                     let key = timer_key(user, name);
-                    let existing = self.read_timer(&key).await?.map(|(record, _)| record);
+                    let existing = self.read_timer(&key, None).await?.map(|(record, _)| record);
                     let fired = |r: &TimerRecord| {
                         r.state == TimerState::Published && (r.emit.id == emit.id || &r.at == at)
                     };
@@ -311,7 +295,7 @@ impl Pipeline {
     /// `Err` makes the scheduler fire it again.
     pub async fn fire_timer(&self, job: &str) -> Result<(), String> {
         let failed = |what: &str, e: SidecarError| format!("{what}: {e}");
-        let (record, etag) = match self.read_timer(job).await {
+        let (record, etag) = match self.read_timer(job, None).await {
             Ok(Some(found)) => found,
             Ok(None) => return Ok(()), // long published or cancelled, and expired
             Err(e) => {
@@ -370,17 +354,23 @@ impl Pipeline {
         }
     }
 
-    /// A timer's record and etag; `None` when there is none (or it is unreadable: logged).
+    /// A timer's record and etag (from `found` when it covers the key); `None` when there is
+    /// none (or it is unreadable: logged).
     async fn read_timer(
         &self,
         key: &str,
+        found: Option<&Found>,
     ) -> Result<Option<(TimerRecord, Option<String>)>, SidecarError> {
-        let store = self.state_store.as_str();
-        let what = "reading a timer";
-        let entry = self
-            .with_retries(what, || self.sidecar.get_state(store, key))
-            .await?;
-        Ok(timer_record(key, entry))
+        let Some(entry) = self.read_state("reading a timer", key, found).await? else {
+            return Ok(None);
+        };
+        match serde_json::from_slice::<TimerRecord>(&entry.value) {
+            Ok(record) => Ok(Some((record, entry.etag))),
+            Err(e) => {
+                tracing::error!(key, "the timer record is unreadable ({e}); it is ignored");
+                Ok(None)
+            }
+        }
     }
 
     /// Saves a timer's record under `concurrency`, expiring after `ttl`.
